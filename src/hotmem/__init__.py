@@ -1,0 +1,1 @@
+"""hotmem: Linux memory hotplug simulator."""

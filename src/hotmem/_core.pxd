@@ -1,0 +1,63 @@
+# C-level API of hotmem's compiled core: bit-planes over pfns and the buddy
+# allocator's hot loops.  See _core.pyx for the meaning of each plane.
+from libc.stdint cimport uint64_t, int64_t, uint8_t
+
+cdef enum:
+    P_VMEMMAP = 0      # self-hosted memmap page (mainline) / PageVmemmap (RFC)
+    P_RESERVED = 1     # PG_reserved
+    P_BUDDY = 2        # page belongs to a free buddy block (head or tail)
+    P_HEAD = 3         # first page of a free buddy block (PageBuddy)
+    P_UNMOVABLE = 4    # allocated, unmovable (kernel allocation)
+    NPLANES = 5
+
+cdef enum:
+    MIGRATE_UNMOVABLE = 0
+    MIGRATE_MOVABLE = 1
+    MIGRATE_RECLAIMABLE = 2
+    MIGRATE_HIGHATOMIC = 3
+    MIGRATE_CMA = 4
+    MIGRATE_ISOLATE = 5
+    MIGRATE_TYPES = 6
+    PB_ISOLATE = 0x80
+
+cdef enum:
+    FREE_CTZ = 0            # min(MAX_PAGE_ORDER, ctz(pfn)) chunks (5.x .. now)
+    FREE_GET_ORDER = 1      # 4.20 online_pages_blocks: order from the remaining size
+    FREE_GET_ORDER_ALIGNED = 2  # the 2019 fix: that order, lowered until pfn is aligned
+    FREE_PAGE = 3           # one page at a time (before 2019)
+
+cdef bint test_bit(const uint64_t* w, int64_t i) noexcept nogil
+cdef void set_bits(uint64_t* w, int64_t s, int64_t e) noexcept nogil
+cdef void clear_bits(uint64_t* w, int64_t s, int64_t e) noexcept nogil
+cdef int64_t count_bits(const uint64_t* w, int64_t s, int64_t e) noexcept nogil
+cdef int64_t find_next_set(const uint64_t* w, int64_t s, int64_t e) noexcept nogil
+cdef int64_t find_next_zero(const uint64_t* w, int64_t s, int64_t e) noexcept nogil
+cdef int64_t find_prev_set(const uint64_t* w, int64_t s, int64_t lo) noexcept nogil
+
+
+cdef class PageState:
+    cdef uint64_t* planes[NPLANES]
+    cdef uint8_t* pb_mt
+    cdef uint8_t* pb_zone
+    cdef size_t plane_bytes
+    cdef size_t pb_bytes
+    cdef readonly int64_t nr_pfns
+    cdef readonly int64_t nr_pageblocks
+    cdef readonly int pageblock_order
+    cdef readonly int max_order
+    cdef readonly int n_zids
+    cdef readonly object nr_free
+    cdef int64_t[:, :, ::1] _nr_free
+
+    cdef void _check(self, int64_t s, int64_t e) except *
+    cdef void _check_pb_aligned(self, int64_t s, int64_t e) except *
+    cdef int list_of(self, int64_t pfn) noexcept nogil
+    cdef int zone_of(self, int64_t pfn) noexcept nogil
+    cdef int head_order(self, int64_t h) noexcept nogil
+    cdef void add_block(self, int64_t pfn, int order) noexcept nogil
+    cdef void del_block(self, int64_t pfn, int order) noexcept nogil
+    cdef void free_one(self, int64_t pfn, int order) noexcept nogil
+    cdef void insert_natural(self, int64_t s, int64_t e) noexcept nogil
+    cdef int64_t head_containing(self, int64_t pfn) noexcept nogil
+    cdef void split_at(self, int64_t pfn) noexcept nogil
+    cdef void move_pageblock_counts(self, int64_t pb, int new_list) noexcept nogil

@@ -1,0 +1,664 @@
+#!/usr/bin/env python3
+"""hotmem kernel oracle: boot real Debian kernels under QEMU (TCG) with
+hot-pluggable DIMMs, run a memory-hotplug scenario inside the guest and
+capture the kernel's views after every step.
+
+    python3 tools/kernel-oracle/capture.py --all          # every capture
+    python3 tools/kernel-oracle/capture.py 6.1-mom1-movable 6.12-mom0-qmp
+    python3 tools/kernel-oracle/capture.py --list
+
+Python 3 standard library only.  Needs (Debian): qemu-system-x86,
+busybox-static, gcc + libc6-dev (static helper), apt (to fetch the kernels).
+See README.md next to this file.
+"""
+import argparse
+import concurrent.futures
+import io
+import json
+import lzma
+import os
+import re
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+CACHE = os.path.join(HERE, ".cache")
+OUT = os.path.join(REPO, "tests", "data", "oracle")
+
+# Exact Debian 12 (bookworm / bookworm-security / bookworm-backports) packages.
+KERNEL_PACKAGES = {
+    "6.1": "linux-image-6.1.0-56-amd64-unsigned",
+    "6.12": "linux-image-6.12.117+deb12-amd64-unsigned",
+}
+
+BOOT_MEMORY = 2 << 30
+DIMM_SIZE = 128 << 20
+NR_DIMMS = 8
+DIMM_BASE = 0x100000000        # QEMU places DIMMs at 4 GiB with 2 GiB of boot RAM
+PAGE = 4096
+BLOCK_PAGES = DIMM_SIZE // PAGE
+FIRST_BLOCK = DIMM_BASE // DIMM_SIZE   # memory32
+
+QEMU = "qemu-system-x86_64"
+CAPTURE_TIMEOUT = 1800         # seconds, whole QEMU run
+HOTPLUG_TIMEOUT = 300          # seconds, inside the guest
+
+SCENARIOS = ("movable", "default", "qmp")
+ERAS = ("6.1", "6.12")
+
+
+def log(*a):
+    print("[oracle]", *a, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# scenarios
+
+
+def scenario_steps(scen):
+    """[(dir, op, block|None)] for a scenario."""
+    steps = [("00-boot", "boot", None)]
+    blocks = [FIRST_BLOCK + i for i in range(NR_DIMMS)]
+    if scen in ("movable", "default"):
+        on = "online_movable" if scen == "movable" else "online"
+        for b in blocks:
+            steps.append((f"{len(steps):02d}-{on}-memory{b}", on, b))
+        for b in blocks:
+            steps.append((f"{len(steps):02d}-offline-memory{b}", "offline", b))
+    elif scen == "qmp":
+        b = FIRST_BLOCK
+        for op in ("hot-add", "online_movable", "offline", "hot-remove"):
+            steps.append((f"{len(steps):02d}-{op}-memory{b}", op, b))
+    else:
+        raise ValueError(scen)
+    return steps
+
+
+def scenario_range(scen):
+    start = DIMM_BASE // PAGE
+    n = NR_DIMMS if scen in ("movable", "default") else 1
+    return start, start + n * BLOCK_PAGES
+
+
+def cold_dimms(scen):
+    return NR_DIMMS if scen in ("movable", "default") else 0
+
+
+def all_names():
+    return [f"{era}-mom{m}-{s}" for s in SCENARIOS for era in ERAS for m in (0, 1)]
+
+
+def parse_name(name):
+    m = re.fullmatch(r"(6\.1|6\.12)-mom([01])-(movable|default|qmp)", name)
+    if not m:
+        raise SystemExit(f"bad capture name {name!r}; see --list")
+    return m.group(1), int(m.group(2)), m.group(3)
+
+
+# --------------------------------------------------------------------------
+# kernels
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def fetch_kernel(era):
+    """Download + extract the kernel .deb; returns dict with paths/versions."""
+    pkg = KERNEL_PACKAGES[era]
+    debs = os.path.join(CACHE, "debs")
+    os.makedirs(debs, exist_ok=True)
+    found = [f for f in os.listdir(debs) if f.startswith(pkg + "_") and f.endswith(".deb")]
+    if not found:
+        log(f"apt-get download {pkg}")
+        run(["apt-get", "download", pkg], cwd=debs)
+        found = [f for f in os.listdir(debs) if f.startswith(pkg + "_") and f.endswith(".deb")]
+    deb = os.path.join(debs, sorted(found)[-1])
+    version = subprocess.run(["dpkg-deb", "-f", deb, "Version"], check=True,
+                             capture_output=True, text=True).stdout.strip()
+    x = os.path.join(CACHE, "x", os.path.basename(deb)[:-4])
+    if not os.path.isdir(os.path.join(x, "boot")):
+        log(f"dpkg -x {os.path.basename(deb)}")
+        shutil.rmtree(x, ignore_errors=True)
+        os.makedirs(x)
+        run(["dpkg", "-x", deb, x])
+    boot = os.path.join(x, "boot")
+    vmlinuz = [f for f in os.listdir(boot) if f.startswith("vmlinuz-")][0]
+    release = vmlinuz[len("vmlinuz-"):]
+    return {"package": pkg, "version": version, "deb": deb, "root": x,
+            "vmlinuz": os.path.join(boot, vmlinuz), "release": release,
+            "moddir": os.path.join(x, "lib", "modules", release)}
+
+
+def _modinfo_depends(data):
+    m = re.search(rb"(?:^|\0)depends=([^\0]*)\0", data)
+    return [d for d in m.group(1).decode().split(",") if d] if m else []
+
+
+def needed_modules(k, targets=("virtio_pci", "virtio_blk")):
+    """[(name, bytes)] in load order for the out disk (virtio-blk-pci)."""
+    moddir = k["moddir"]
+    builtin = set()
+    with open(os.path.join(moddir, "modules.builtin")) as f:
+        for line in f:
+            builtin.add(os.path.basename(line.strip()).split(".ko")[0].replace("-", "_"))
+    paths = {}
+    for root, _, files in os.walk(os.path.join(moddir, "kernel")):
+        for fn in files:
+            if ".ko" in fn:
+                paths[fn.split(".ko")[0].replace("-", "_")] = os.path.join(root, fn)
+    order, seen = [], set()
+
+    def visit(name):
+        name = name.replace("-", "_")
+        if name in seen or name in builtin:
+            return
+        seen.add(name)
+        p = paths[name]
+        with open(p, "rb") as f:
+            data = f.read()
+        if p.endswith(".xz"):
+            data = lzma.decompress(data)
+        for d in _modinfo_depends(data):
+            visit(d)
+        order.append((name, data))
+
+    for t in targets:
+        visit(t)
+    return order
+
+
+def build_helper():
+    src = os.path.join(HERE, "oracle-helper.c")
+    out = os.path.join(CACHE, "oracle-helper")
+    if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(src):
+        os.makedirs(CACHE, exist_ok=True)
+        log("gcc -static oracle-helper.c")
+        run(["gcc", "-O2", "-static", "-Wall", "-o", out + ".tmp", src])
+        os.replace(out + ".tmp", out)
+    return out
+
+
+# --------------------------------------------------------------------------
+# initramfs (newc cpio written by hand: no external cpio needed)
+
+
+class Cpio:
+    def __init__(self):
+        self.buf = io.BytesIO()
+        self.ino = 1
+
+    def _entry(self, name, mode, data=b"", rdev=(0, 0), nlink=1):
+        name_b = name.encode() + b"\0"
+        hdr = "070701" + "".join(f"{v:08X}" for v in (
+            self.ino, mode, 0, 0, nlink, 0, len(data), 0, 0, rdev[0], rdev[1],
+            len(name_b), 0))
+        self.ino += 1
+        self.buf.write(hdr.encode() + name_b)
+        self.buf.write(b"\0" * ((4 - (110 + len(name_b)) % 4) % 4))
+        self.buf.write(data)
+        self.buf.write(b"\0" * ((4 - len(data) % 4) % 4))
+
+    def dir(self, name):
+        self._entry(name, stat.S_IFDIR | 0o755, nlink=2)
+
+    def file(self, name, data, mode=0o644):
+        self._entry(name, stat.S_IFREG | mode, data)
+
+    def symlink(self, name, target):
+        self._entry(name, stat.S_IFLNK | 0o777, target.encode())
+
+    def chardev(self, name, major, minor):
+        self._entry(name, stat.S_IFCHR | 0o600, rdev=(major, minor))
+
+    def finish(self):
+        self._entry("TRAILER!!!", 0)
+        data = self.buf.getvalue()
+        return data + b"\0" * ((512 - len(data) % 512) % 512)
+
+
+INIT = r"""#!/bin/busybox sh
+B=/bin/busybox
+$B mount -t proc proc /proc
+$B mount -t sysfs sysfs /sys
+$B mount -t devtmpfs devtmpfs /dev
+for m in $($B cat /modules.list); do
+  $B insmod /lib/modules/$m.ko || echo "@@ORACLE WARN insmod-$m@@"
+done
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 600 ]; do $B usleep 100000; i=$((i+1)); done
+ORACLE_HOTPLUG_TIMEOUT=@HOTPLUG_TIMEOUT@ /bin/oracle-helper run /scenario /dev/vda
+echo "@@ORACLE EXIT $?@@"
+$B sync
+$B poweroff -f
+"""
+
+
+def build_initramfs(k, helper, scenario_text, path):
+    c = Cpio()
+    for d in ("bin", "dev", "proc", "sys", "tmp", "lib", "lib/modules"):
+        c.dir(d)
+    c.chardev("dev/console", 5, 1)
+    c.chardev("dev/null", 1, 3)
+    with open(shutil.which("busybox") or "/bin/busybox", "rb") as f:
+        c.file("bin/busybox", f.read(), 0o755)
+    c.symlink("bin/sh", "busybox")
+    with open(helper, "rb") as f:
+        c.file("bin/oracle-helper", f.read(), 0o755)
+    mods = needed_modules(k)
+    for name, data in mods:
+        c.file(f"lib/modules/{name}.ko", data)
+    c.file("modules.list", "".join(n + "\n" for n, _ in mods).encode())
+    c.file("init", INIT.replace("@HOTPLUG_TIMEOUT@", str(HOTPLUG_TIMEOUT)).encode(), 0o755)
+    c.file("scenario", scenario_text.encode())
+    with open(path, "wb") as f:
+        f.write(c.finish())
+
+
+# --------------------------------------------------------------------------
+# QMP
+
+
+class QMP:
+    def __init__(self, path, timeout=60):
+        t0 = time.time()
+        while True:
+            try:
+                self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.s.connect(path)
+                break
+            except OSError:
+                self.s.close()
+                if time.time() - t0 > timeout:
+                    raise
+                time.sleep(0.05)
+        self.f = self.s.makefile("rwb")
+        self.events = []
+        self._read()  # greeting
+        self.cmd("qmp_capabilities")
+
+    def _read(self):
+        line = self.f.readline()
+        if not line:
+            raise EOFError("QMP closed")
+        return json.loads(line)
+
+    def cmd(self, name, **args):
+        msg = {"execute": name}
+        if args:
+            msg["arguments"] = args
+        self.f.write(json.dumps(msg).encode() + b"\n")
+        self.f.flush()
+        while True:
+            r = self._read()
+            if "event" in r:
+                self.events.append(r)
+                continue
+            if "error" in r:
+                raise RuntimeError(f"QMP {name}: {r['error']}")
+            return r.get("return")
+
+    def wait_event(self, name, timeout):
+        self.s.settimeout(timeout)
+        try:
+            while True:
+                for i, e in enumerate(self.events):
+                    if e["event"] == name:
+                        return self.events.pop(i)
+                self.events.append(self._read())
+        except (socket.timeout, TimeoutError):
+            return None
+        finally:
+            self.s.settimeout(None)
+
+    def close(self):
+        try:
+            self.f.close()
+            self.s.close()
+        except OSError:
+            pass
+
+
+# --------------------------------------------------------------------------
+# one capture
+
+MARK = re.compile(rb"@@ORACLE ([A-Z]+)(?: ([^@\r\n]*))?@@")
+
+
+def kernel_cmdline(mom):
+    return ("console=ttyS0 nokaslr memhp_default_state=offline "
+            f"memory_hotplug.memmap_on_memory={mom} panic=-1")
+
+
+def run_capture(name, keep_work=False):
+    era, mom, scen = parse_name(name)
+    k = fetch_kernel(era)
+    helper = build_helper()
+    steps = scenario_steps(scen)
+    rs, re_ = scenario_range(scen)
+    work = tempfile.mkdtemp(prefix=f"oracle-{name}-", dir=os.path.join(CACHE))
+    try:
+        scen_txt = f"# {name}\nrange {rs:#x} {re_:#x}\n" + "".join(
+            f"step {d} {op} {'-' if b is None else b}\n" for d, op, b in steps)
+        initrd = os.path.join(work, "initrd.cpio")
+        build_initramfs(k, helper, scen_txt, initrd)
+        img = os.path.join(work, "out.img")
+        per_step = (re_ - rs) * 16 + (8 << 20)
+        with open(img, "wb") as f:
+            f.truncate((per_step * (len(steps) + 2) + (1 << 20) + 0xFFFFF) & ~0xFFFFF)
+        sock = os.path.join(work, "qmp.sock")
+        cmdline = kernel_cmdline(mom)
+        args = [QEMU, "-machine", "pc", "-accel", "tcg,thread=multi", "-cpu", "max",
+                "-smp", "2", "-m", "2G,slots=12,maxmem=64G",
+                "-nodefaults", "-display", "none", "-no-reboot",
+                "-serial", "stdio", "-qmp", f"unix:{sock},server=on,wait=off",
+                "-kernel", k["vmlinuz"], "-initrd", initrd, "-append", cmdline,
+                "-drive", f"if=none,id=out,file={img},format=raw,cache=unsafe",
+                "-device", "virtio-blk-pci,drive=out"]
+        for i in range(cold_dimms(scen)):
+            args += ["-object", f"memory-backend-ram,id=mem{i},size=128M",
+                     "-device", f"pc-dimm,id=dimm{i},memdev=mem{i}"]
+        shown = [a.replace(k["vmlinuz"], os.path.basename(k["vmlinuz"]))
+                  .replace(initrd, "initrd.cpio").replace(img, "out.img")
+                  .replace(sock, "qmp.sock") for a in args]
+        log(f"{name}: booting {k['package']} ({k['version']})")
+        t0 = time.time()
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        console = bytearray()
+        marks = []
+        cond = threading.Condition()
+
+        def reader():
+            pos = 0
+            while True:
+                chunk = proc.stdout.read1(65536)
+                if not chunk:
+                    break
+                with cond:
+                    console.extend(chunk)
+                    for m in MARK.finditer(console, max(0, pos - 200)):
+                        if m.end() > pos:
+                            marks.append((m.group(1).decode(),
+                                          (m.group(2) or b"").decode()))
+                    pos = len(console)
+                    cond.notify_all()
+            with cond:
+                marks.append(("EOF", ""))
+                cond.notify_all()
+
+        th = threading.Thread(target=reader, daemon=True)
+        th.start()
+        qmp = QMP(sock)
+        dimms = []
+        try:
+            for d in qmp.cmd("query-memory-devices"):
+                v = d["data"]
+                dimms.append({"id": v["id"], "addr": v["addr"], "size": v["size"]})
+            seen = 0
+            hot_id = None
+            failure = None
+            while True:
+                with cond:
+                    ok = cond.wait_for(lambda: len(marks) > seen,
+                                       timeout=max(1, CAPTURE_TIMEOUT - (time.time() - t0)))
+                    if not ok:
+                        failure = "timeout"
+                        break
+                    kind, arg = marks[seen]
+                    seen += 1
+                if kind == "STEP":
+                    log(f"{name}: {arg}  ({time.time() - t0:.0f}s)")
+                elif kind == "HOTADD":
+                    n = len([d for d in dimms if d["id"].startswith("dimmhp")])
+                    hot_id = f"dimmhp{n}"
+                    qmp.cmd("object-add", **{"qom-type": "memory-backend-ram",
+                                             "id": f"memhp{n}", "size": DIMM_SIZE})
+                    qmp.cmd("device_add", driver="pc-dimm", id=hot_id, memdev=f"memhp{n}")
+                    for d in qmp.cmd("query-memory-devices"):
+                        v = d["data"]
+                        if v["id"] == hot_id:
+                            dimms.append({"id": v["id"], "addr": v["addr"], "size": v["size"]})
+                    log(f"{name}: QMP hot-added {hot_id}")
+                elif kind == "HOTREMOVE":
+                    qmp.cmd("device_del", id=hot_id)
+                    ev = qmp.wait_event("DEVICE_DELETED", 300)
+                    log(f"{name}: QMP device_del {hot_id}: "
+                        f"{'DEVICE_DELETED' if ev else 'no DEVICE_DELETED event'}")
+                    if ev:
+                        qmp.cmd("object-del", id=hot_id.replace("dimm", "mem"))
+                elif kind in ("FATAL", "EOF"):
+                    failure = f"{kind} {arg}"
+                    break
+                elif kind == "DONE":
+                    break
+        finally:
+            qmp.close()
+        try:
+            proc.wait(timeout=120 if not failure else 5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        th.join(10)
+        elapsed = time.time() - t0
+        stderr = proc.stderr.read().decode(errors="replace")
+        if failure:
+            with open(os.path.join(work, "console.log"), "wb") as f:
+                f.write(console)
+            raise RuntimeError(f"{name}: guest failed ({failure}); qemu stderr: "
+                               f"{stderr[-2000:]}; console in {work}/console.log")
+        log(f"{name}: guest finished in {elapsed:.0f}s")
+        return assemble(name, era, mom, scen, k, shown, cmdline, dimms, img,
+                        bytes(console), elapsed)
+    finally:
+        if not keep_work:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def assemble(name, era, mom, scen, k, qemu_args, cmdline, dimms, img, console, elapsed):
+    rs, re_ = scenario_range(scen)
+    members = []
+    with open(img, "rb") as f, tarfile.open(fileobj=f, mode="r:") as t:
+        for m in t:
+            members.append((m.name, t.extractfile(m).read()))
+    files = dict(members)
+    release = files["uname-r"].decode().strip()
+    results = []
+    for line in files["results.txt"].decode().splitlines():
+        d, op, b, res, ns, detail = line.split(" ", 5)
+        results.append({"dir": d, "op": op, "block": None if b == "-" else int(b),
+                        "result": res, "detail": detail, "elapsed_ns": int(ns)})
+    if [r["dir"] for r in results] != [s[0] for s in scenario_steps(scen)]:
+        raise RuntimeError(f"{name}: steps incomplete: {[r['dir'] for r in results]}")
+    bsb = int(files["steps/00-boot/sys/devices/system/memory/block_size_bytes"], 16)
+    manifest = {
+        "name": name,
+        "scenario": scen,
+        "kernel_package": f"{k['package']}={k['version']}",
+        "kernel_release": release,
+        "era": era,
+        "qemu_cmdline": qemu_args,
+        "qemu_version": subprocess.run([QEMU, "--version"], capture_output=True,
+                                       text=True).stdout.splitlines()[0],
+        "kernel_cmdline": cmdline,
+        "guest_proc_cmdline": files.get("proc-cmdline", b"").decode().strip(),
+        "boot_memory_bytes": BOOT_MEMORY,
+        "memmap_on_memory": mom,
+        "block_size_bytes": bsb,
+        "range_start_pfn": rs,
+        "range_end_pfn": re_,
+        "dimms": dimms,
+        "steps": results,
+        "notes": ("kpageflags/kpagecount: raw little-endian u64 per pfn of "
+                  "[range_start_pfn, range_end_pfn) exactly as read; a shorter file "
+                  "means the kernel returned EOF (pfns beyond max_pfn, e.g. before a "
+                  "QMP hot-add). elapsed_ns are TCG-emulated timings. dmesg is the raw "
+                  "syslog buffer (<level>[time] msg). console.log is the serial console."),
+    }
+    os.makedirs(OUT, exist_ok=True)
+    dest = os.path.join(OUT, f"{name}.tar.xz")
+    tmp = dest + ".tmp"
+
+    def add(t, path, data):
+        ti = tarfile.TarInfo(f"{name}/{path}")
+        ti.size = len(data)
+        ti.mtime = 0
+        ti.mode = 0o644
+        ti.uname = ti.gname = ""
+        t.addfile(ti, io.BytesIO(data))
+
+    with tarfile.open(tmp, "w:xz", preset=9, format=tarfile.GNU_FORMAT) as t:
+        add(t, "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
+        for p, data in members:
+            if p.startswith("steps/"):
+                add(t, p, data)
+        add(t, "console.log", console)
+    os.replace(tmp, dest)
+    with open(os.path.join(OUT, f"{name}.toml"), "w") as f:
+        f.write(scenario_toml(name, era, mom, scen,
+                              {r["dir"]: r["result"] for r in results}))
+    log(f"{name}: wrote {os.path.relpath(dest, REPO)} ({os.path.getsize(dest)} bytes)")
+    return manifest
+
+
+# --------------------------------------------------------------------------
+# simulator scenario + MANIFEST.md
+
+
+def scenario_toml(name, era, mom, scen, results=None):
+    """results: {step dir: kernel outcome}, written as a comment on each step."""
+    results = results or {}
+    out = [f"# Mirrors kernel-oracle capture {name} (tests/data/oracle/{name}.tar.xz);",
+           "# generated by tools/kernel-oracle/capture.py.  Cold-plugged DIMMs are ACPI-added",
+           "# at boot with memhp_default_state=offline, hence the add steps mapped to 00-boot.",
+           "",
+           "[machine]",
+           'arch = "x86_64"',
+           f'kernel = "{era}"',
+           'boot_memory = "2G"',
+           f'memmap_on_memory = "{"y" if mom else "n"}"',
+           'online_policy = "contig-zones"',
+           'auto_online_blocks = "offline"',
+           'on_error = "continue"']
+
+    def step(**kv):
+        out.append("")
+        res = results.get(kv.get("capture"))
+        out.append("[[step]]" + (f"  # kernel: {res}" if res else ""))
+        for k_, v in kv.items():
+            if isinstance(v, list):
+                out.append(f"{k_} = [{', '.join(str(x) for x in v)}]")
+            else:
+                out.append(f'{k_} = "{v}"')
+
+    for i in range(cold_dimms(scen)):
+        step(op="add", size="128M", start=f"{DIMM_BASE + i * DIMM_SIZE:#x}", capture="00-boot")
+    for d, op, b in scenario_steps(scen)[1:]:
+        if op in ("online", "online_movable", "online_kernel"):
+            step(op="online", blocks=[b], type=op, capture=d)
+        elif op == "offline":
+            step(op="offline", blocks=[b], capture=d)
+        elif op == "hot-add":
+            step(op="add", size="128M", start=f"{b * DIMM_SIZE:#x}", capture=d)
+        elif op == "hot-remove":
+            step(op="remove", start=f"{b * DIMM_SIZE:#x}", size="128M", capture=d)
+    return "\n".join(out) + "\n"
+
+
+SCEN_TEXT = {
+    "movable": "8 cold-plugged 128 MiB DIMMs (memory32..39, offline at boot); "
+               "`online_movable` each in order, then `offline` each in order",
+    "default": "8 cold-plugged 128 MiB DIMMs (memory32..39, offline at boot); "
+               "`online` (default zone, contig-zones) each in order, then `offline` each in order",
+    "qmp": "no cold-plugged DIMM; QMP hot-add of one 128 MiB pc-dimm (memory32), "
+           "`online_movable`, `offline`, QMP `device_del` (ACPI eject)",
+}
+
+
+def write_manifest_md():
+    rows = []
+    for fn in sorted(os.listdir(OUT)):
+        if not fn.endswith(".tar.xz"):
+            continue
+        name = fn[:-len(".tar.xz")]
+        with tarfile.open(os.path.join(OUT, fn)) as t:
+            m = json.load(t.extractfile(f"{name}/manifest.json"))
+        rows.append(m)
+    order = {n: i for i, n in enumerate(all_names())}
+    rows.sort(key=lambda m: order.get(m["name"], 99))
+    out = ["# Kernel oracle captures", "",
+           "Generated by `python3 tools/kernel-oracle/capture.py --all` "
+           "(see tools/kernel-oracle/README.md). Each `<name>.tar.xz` holds "
+           "`<name>/manifest.json`, `<name>/steps/NN-<op>[-memoryN]/...` and "
+           "`<name>/console.log`; `<name>.toml` is the same scenario in the simulator's format.",
+           "",
+           "Common: QEMU `-machine pc -accel tcg,thread=multi -cpu max -smp 2 "
+           "-m 2G,slots=12,maxmem=64G`, 128 MiB memory blocks, DIMMs from 0x100000000 "
+           "(pfn 0x100000, memory32).", "",
+           "| capture | kernel package | uname -r | scenario | steps (result) |",
+           "|---|---|---|---|---|"]
+    for m in rows:
+        st = "; ".join(f"{s['dir']}: {s['result']}" for s in m["steps"])
+        out.append(f"| `{m['name']}` | `{m['kernel_package']}` | `{m['kernel_release']}` | "
+                   f"{SCEN_TEXT.get(m.get('scenario', ''), '')} | {st} |")
+    out.append("")
+    out.append("Kernel command lines:")
+    out.append("")
+    for m in rows:
+        out.append(f"- `{m['name']}`: `{m['kernel_cmdline']}`")
+    out.append("")
+    out.append("Non-`ok` outcomes are real kernel results (the guest writes each sysfs "
+               "file once and records errno), not harness failures.")
+    with open(os.path.join(OUT, "MANIFEST.md"), "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+# --------------------------------------------------------------------------
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("names", nargs="*", help="capture names (see --list)")
+    ap.add_argument("--all", action="store_true", help="run every capture")
+    ap.add_argument("--list", action="store_true", help="list capture names")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="QEMU guests run in parallel (default 1; each uses 2 vCPU threads)")
+    ap.add_argument("--keep-work", action="store_true", help="keep the work dir (debug)")
+    a = ap.parse_args()
+    if a.list:
+        print("\n".join(all_names()))
+        return 0
+    names = all_names() if a.all else a.names
+    if not names:
+        ap.error("give capture names or --all")
+    for n in names:
+        parse_name(n)
+    for era in sorted({parse_name(n)[0] for n in names}):
+        fetch_kernel(era)
+    build_helper()
+    t0 = time.time()
+    failed = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, a.jobs)) as ex:
+        futs = {ex.submit(run_capture, n, a.keep_work): n for n in names}
+        for fu in concurrent.futures.as_completed(futs):
+            try:
+                fu.result()
+            except Exception as e:  # keep going with the other captures
+                log(f"FAILED {futs[fu]}: {e}")
+                failed.append(futs[fu])
+    write_manifest_md()
+    log(f"done in {time.time() - t0:.0f}s; failed: {failed or 'none'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,571 @@
+/*
+ * oracle-helper: tiny static helper that runs inside the QEMU guest of the
+ * hotmem kernel oracle (tools/kernel-oracle/).  Build: gcc -O2 -static.
+ *
+ * Sub-commands
+ *   oracle-helper write PATH VALUE
+ *       write(2) VALUE to PATH once (no retry) and print
+ *       "<ok|ERRNO-NAME> <elapsed-ns>" (a SIGALRM after $ORACLE_WRITE_TIMEOUT
+ *       seconds, default 300, interrupts a write that hangs -> EINTR).
+ *   oracle-helper kpage START_PFN END_PFN FLAGS_OUT COUNT_OUT
+ *       copy /proc/kpageflags and /proc/kpagecount for [START, END) to files
+ *       (raw little-endian u64 per pfn, as the kernel returns it).
+ *   oracle-helper run SCENARIO DEVICE
+ *       run a whole scenario in ONE process (so that no fork/exec of busybox
+ *       perturbs the page allocator between steps).  All buffers are
+ *       allocated, populated and mlock()ed before the first step, i.e. in boot
+ *       memory.  After every step the kernel's views are captured and appended
+ *       as a ustar stream to DEVICE with O_DIRECT (no page cache involved).
+ *
+ * Scenario file (one directive per line, '#' comments):
+ *   range START_PFN END_PFN          kpageflags/kpagecount range to capture
+ *   step DIR OP BLOCK                OP: boot | online | online_movable |
+ *                                    online_kernel | offline | hot-add |
+ *                                    hot-remove ; BLOCK: number or '-'
+ * hot-add / hot-remove print "@@ORACLE HOTADD memoryN@@" /
+ * "@@ORACLE HOTREMOVE memoryN@@" on the console (the host drives QMP when it
+ * sees them) and wait until /sys/devices/system/memory/memoryN appears /
+ * disappears (timeout $ORACLE_HOTPLUG_TIMEOUT seconds, default 300).
+ *
+ * The stream contains steps/DIR/<captured files> and results.txt with one
+ * line per step: "DIR OP BLOCK RESULT ELAPSED_NS DETAIL...".
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/klog.h>
+#include <sys/mman.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MEMDIR "/sys/devices/system/memory"
+#define PARAMDIR "/sys/module/memory_hotplug/parameters"
+#define TEXTBUF (4u << 20)
+#define OUTBUF (24u << 20)
+#define RESBUF (1u << 20)
+
+static volatile sig_atomic_t alarmed;
+static void on_alarm(int sig) { (void)sig; alarmed = 1; }
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static const char *errname(int e)
+{
+	const char *n = strerrorname_np(e);
+	return n ? n : "EUNKNOWN";
+}
+
+static void say(const char *fmt, ...)
+{
+	char b[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(b, sizeof b, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof b - 1)
+		n = sizeof b - 1;
+	if (write(1, b, n) < 0) { /* console gone: nothing to do */ }
+}
+
+static void die(const char *what)
+{
+	say("@@ORACLE FATAL %s:%s@@\n", what, errname(errno));
+	exit(2);
+}
+
+static void *big_alloc(size_t n)
+{
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (p == MAP_FAILED)
+		die("mmap");
+	memset(p, 0, n);
+	return p;
+}
+
+/* ---- sysfs write with errno + timing ---------------------------------- */
+
+struct wres { int err; uint64_t ns; };
+
+static struct wres sysfs_write(const char *path, const char *val)
+{
+	struct wres r = { 0, 0 };
+	unsigned tmo = 300;
+	const char *t = getenv("ORACLE_WRITE_TIMEOUT");
+	if (t && atoi(t) > 0)
+		tmo = atoi(t);
+	int fd = open(path, O_WRONLY);
+	if (fd < 0) {
+		r.err = errno;
+		return r;
+	}
+	alarmed = 0;
+	alarm(tmo);
+	uint64_t t0 = now_ns();
+	ssize_t n = write(fd, val, strlen(val));
+	int e = errno;
+	r.ns = now_ns() - t0;
+	alarm(0);
+	if (n < 0)
+		r.err = e;
+	else if ((size_t)n != strlen(val))
+		r.err = EIO;
+	close(fd);
+	return r;
+}
+
+/* ---- reading whole files ----------------------------------------------- */
+
+/* read a /proc or sysfs file completely; returns length or -errno */
+static long slurp(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	size_t len = 0;
+	for (;;) {
+		if (len == cap) {
+			close(fd);
+			return -EFBIG;
+		}
+		ssize_t n = read(fd, buf + len, cap - len);
+		if (n < 0) {
+			int e = errno;
+			if (e == EINTR)
+				continue;
+			close(fd);
+			return -e;
+		}
+		if (n == 0)
+			break;
+		len += n;
+	}
+	close(fd);
+	return (long)len;
+}
+
+/* pread [start,end) pfns of a kpage* file; returns bytes read (short if the
+ * kernel returns EOF, e.g. beyond max_pfn) or -errno */
+static long read_kpage(const char *path, uint64_t start, uint64_t end, char *buf)
+{
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	size_t want = (end - start) * 8, got = 0;
+	while (got < want) {
+		ssize_t n = pread(fd, buf + got, want - got, start * 8 + got);
+		if (n < 0) {
+			int e = errno;
+			if (e == EINTR)
+				continue;
+			close(fd);
+			return -e;
+		}
+		if (n == 0)
+			break;
+		got += n;
+	}
+	close(fd);
+	return (long)got;
+}
+
+/* ---- ustar stream on a block device with O_DIRECT ---------------------- */
+
+static int outfd = -1;
+static char *outbuf;
+static size_t outused;
+static uint64_t outoff;
+
+static void out_flush(void)
+{
+	size_t done = 0;
+	while (done < outused) {
+		ssize_t n = pwrite(outfd, outbuf + done, outused - done, outoff + done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			die("pwrite");
+		}
+		done += n;
+	}
+	outoff += outused;
+	outused = 0;
+}
+
+static void tar_add(const char *name, const char *data, size_t len)
+{
+	size_t need = 512 + ((len + 511) & ~(size_t)511);
+	if (need > OUTBUF)
+		die("file too large");
+	if (outused + need > OUTBUF)
+		out_flush();
+	char *h = outbuf + outused;
+	memset(h, 0, 512);
+	size_t nl = strlen(name);
+	if (nl <= 100) {
+		memcpy(h, name, nl);
+	} else {
+		/* split into prefix (<=155) / name (<=100) at a '/' */
+		const char *cut = name + nl - 100;
+		while (*cut && *cut != '/')
+			cut++;
+		if (!*cut || cut - name > 155)
+			die("name too long");
+		memcpy(h + 345, name, cut - name);
+		memcpy(h, cut + 1, strlen(cut + 1));
+	}
+	snprintf(h + 100, 8, "%07o", 0644);
+	snprintf(h + 108, 8, "%07o", 0);
+	snprintf(h + 116, 8, "%07o", 0);
+	snprintf(h + 124, 12, "%011lo", (unsigned long)len);
+	snprintf(h + 136, 12, "%011o", 0);
+	h[156] = '0';
+	memcpy(h + 257, "ustar", 6);
+	memcpy(h + 263, "00", 2);
+	memset(h + 148, ' ', 8);
+	unsigned sum = 0;
+	for (int i = 0; i < 512; i++)
+		sum += (unsigned char)h[i];
+	snprintf(h + 148, 8, "%06o", sum);
+	h[155] = ' ';
+	memcpy(h + 512, data, len);
+	memset(h + 512 + len, 0, need - 512 - len);
+	outused += need;
+}
+
+static void tar_finish(void)
+{
+	if (outused + 1024 > OUTBUF)
+		out_flush();
+	memset(outbuf + outused, 0, 1024);
+	outused += 1024;
+	out_flush();
+	fsync(outfd);
+}
+
+/* ---- capture ------------------------------------------------------------ */
+
+static char *textbuf, *kbuf, *resbuf;
+static size_t reslen;
+static uint64_t range_start, range_end;
+static char errlog[8192];
+static size_t errlen;
+
+static void res_add(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(resbuf + reslen, RESBUF - reslen, fmt, ap);
+	va_end(ap);
+	if (n > 0 && reslen + n < RESBUF)
+		reslen += n;
+}
+
+static void note_err(const char *path, long e)
+{
+	int n = snprintf(errlog + errlen, sizeof errlog - errlen, "%s %s\n",
+			 path, errname((int)-e));
+	if (n > 0 && errlen + n < sizeof errlog)
+		errlen += n;
+}
+
+static void cap_file(const char *dir, const char *src, const char *rel)
+{
+	char name[512];
+	long n = slurp(src, textbuf, TEXTBUF);
+	if (n < 0) {
+		note_err(rel, n);
+		return;
+	}
+	snprintf(name, sizeof name, "steps/%s/%s", dir, rel);
+	tar_add(name, textbuf, n);
+}
+
+static int blkcmp(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int namecmp(const void *a, const void *b)
+{
+	return strcmp((const char *)a, (const char *)b);
+}
+
+static void capture(const char *dir)
+{
+	static const char *procs[] = { "buddyinfo", "zoneinfo", "pagetypeinfo",
+				       "meminfo", "vmstat", "iomem" };
+	char src[512], rel[512], name[512];
+	errlen = 0;
+
+	/* kpage* first: the hot-pluggable range is what matters most */
+	if (range_end > range_start) {
+		long n = read_kpage("/proc/kpageflags", range_start, range_end, kbuf);
+		if (n < 0)
+			note_err("kpageflags", n);
+		else {
+			snprintf(name, sizeof name, "steps/%s/kpageflags", dir);
+			tar_add(name, kbuf, n);
+		}
+		n = read_kpage("/proc/kpagecount", range_start, range_end, kbuf);
+		if (n < 0)
+			note_err("kpagecount", n);
+		else {
+			snprintf(name, sizeof name, "steps/%s/kpagecount", dir);
+			tar_add(name, kbuf, n);
+		}
+	}
+	for (size_t i = 0; i < sizeof procs / sizeof *procs; i++) {
+		snprintf(src, sizeof src, "/proc/%s", procs[i]);
+		cap_file(dir, src, src + 1);
+	}
+	cap_file(dir, MEMDIR "/block_size_bytes",
+		 "sys/devices/system/memory/block_size_bytes");
+	cap_file(dir, MEMDIR "/auto_online_blocks",
+		 "sys/devices/system/memory/auto_online_blocks");
+
+	/* every memoryN block, numerically sorted */
+	static long blocks[65536];
+	size_t nb = 0;
+	DIR *d = opendir(MEMDIR);
+	if (d) {
+		struct dirent *de;
+		while ((de = readdir(d)) && nb < 65536) {
+			char *end;
+			if (strncmp(de->d_name, "memory", 6))
+				continue;
+			long v = strtol(de->d_name + 6, &end, 10);
+			if (end != de->d_name + 6 && !*end)
+				blocks[nb++] = v;
+		}
+		closedir(d);
+	}
+	qsort(blocks, nb, sizeof *blocks, blkcmp);
+	static const char *attrs[] = { "state", "online", "phys_index",
+				       "phys_device", "removable", "valid_zones" };
+	for (size_t i = 0; i < nb; i++)
+		for (size_t a = 0; a < sizeof attrs / sizeof *attrs; a++) {
+			snprintf(src, sizeof src, MEMDIR "/memory%ld/%s", blocks[i], attrs[a]);
+			cap_file(dir, src, src + 1);
+		}
+
+	/* module parameters */
+	static char names[64][256];
+	size_t nn = 0;
+	d = opendir(PARAMDIR);
+	if (d) {
+		struct dirent *de;
+		while ((de = readdir(d)) && nn < 64) {
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(names[nn++], sizeof names[0], "%s", de->d_name);
+		}
+		closedir(d);
+	}
+	qsort(names, nn, sizeof names[0], namecmp);
+	for (size_t i = 0; i < nn; i++) {
+		snprintf(src, sizeof src, PARAMDIR "/%.200s", names[i]);
+		cap_file(dir, src, src + 1);
+	}
+
+	/* kernel log (raw syslog format "<lvl>[ time] msg") */
+	int n = klogctl(3 /* SYSLOG_ACTION_READ_ALL */, textbuf, TEXTBUF);
+	if (n < 0)
+		note_err("dmesg", -errno);
+	else {
+		snprintf(name, sizeof name, "steps/%s/dmesg", dir);
+		tar_add(name, textbuf, n);
+	}
+	if (errlen) {
+		snprintf(name, sizeof name, "steps/%s/capture-errors.txt", dir);
+		tar_add(name, errlog, errlen);
+	}
+	(void)rel;
+}
+
+/* ---- the scenario runner ------------------------------------------------ */
+
+static int path_exists(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0;
+}
+
+/* wait until memoryN exists (want=1) or is gone (want=0) */
+static int wait_block(long blk, int want, uint64_t *ns)
+{
+	char p[256];
+	unsigned tmo = 300;
+	const char *t = getenv("ORACLE_HOTPLUG_TIMEOUT");
+	if (t && atoi(t) > 0)
+		tmo = atoi(t);
+	snprintf(p, sizeof p, MEMDIR "/memory%ld/state", blk);
+	uint64_t t0 = now_ns();
+	for (;;) {
+		if (path_exists(p) == want) {
+			*ns = now_ns() - t0;
+			return 0;
+		}
+		if (now_ns() - t0 > (uint64_t)tmo * 1000000000ull) {
+			*ns = now_ns() - t0;
+			return ETIMEDOUT;
+		}
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+static int run(const char *scen, const char *dev)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_alarm; /* no SA_RESTART: a hung write returns EINTR */
+	sigaction(SIGALRM, &sa, NULL);
+
+	static char sbuf[65536];
+	long sl = slurp(scen, sbuf, sizeof sbuf - 1);
+	if (sl < 0) {
+		errno = (int)-sl;
+		die("scenario");
+	}
+	sbuf[sl] = 0;
+
+	/* parse "range" first so buffers can be sized */
+	char *save = NULL, *copy = strdup(sbuf);
+	for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		unsigned long long a, b;
+		if (sscanf(l, "range %lli %lli", &a, &b) == 2) {
+			range_start = a;
+			range_end = b;
+		}
+	}
+	free(copy);
+
+	size_t kcap = (range_end - range_start) * 8 + 4096;
+	if (kcap + 1024 > OUTBUF)
+		die("range too large");
+	textbuf = big_alloc(TEXTBUF);
+	kbuf = big_alloc(kcap);
+	outbuf = big_alloc(OUTBUF);
+	resbuf = big_alloc(RESBUF);
+	if (mlockall(MCL_CURRENT | MCL_FUTURE))
+		say("@@ORACLE WARN mlockall:%s@@\n", errname(errno));
+
+	outfd = open(dev, O_WRONLY | O_DIRECT);
+	if (outfd < 0)
+		die(dev);
+
+	struct utsname u;
+	uname(&u);
+	long n = slurp("/proc/cmdline", textbuf, TEXTBUF);
+	tar_add("uname-r", u.release, strlen(u.release));
+	if (n > 0)
+		tar_add("proc-cmdline", textbuf, n);
+	tar_add("scenario", sbuf, sl);
+	say("@@ORACLE START %s@@\n", u.release);
+
+	save = NULL;
+	for (char *l = strtok_r(sbuf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char dir[128], op[64], blks[32];
+		if (sscanf(l, "step %127s %63s %31s", dir, op, blks) != 3)
+			continue;
+		long blk = strcmp(blks, "-") ? atol(blks) : -1;
+		int err = 0;
+		uint64_t ns = 0;
+		char detail[512] = "";
+		char path[256];
+
+		if (!strcmp(op, "boot")) {
+			snprintf(detail, sizeof detail, "state right after boot");
+		} else if (!strcmp(op, "online") || !strcmp(op, "online_movable") ||
+			   !strcmp(op, "online_kernel") || !strcmp(op, "offline")) {
+			snprintf(path, sizeof path, MEMDIR "/memory%ld/state", blk);
+			struct wres r = sysfs_write(path, op);
+			err = r.err;
+			ns = r.ns;
+			snprintf(detail, sizeof detail,
+				 "write '%s' to memory%ld/state: %s after %.3f ms (TCG time)",
+				 op, blk, err ? errname(err) : "ok", ns / 1e6);
+		} else if (!strcmp(op, "hot-add")) {
+			say("@@ORACLE HOTADD memory%ld@@\n", blk);
+			err = wait_block(blk, 1, &ns);
+			snprintf(detail, sizeof detail,
+				 "QMP object-add+device_add pc-dimm; memory%ld %s after %.3f ms",
+				 blk, err ? "did not appear" : "appeared", ns / 1e6);
+		} else if (!strcmp(op, "hot-remove")) {
+			say("@@ORACLE HOTREMOVE memory%ld@@\n", blk);
+			err = wait_block(blk, 0, &ns);
+			snprintf(detail, sizeof detail,
+				 "QMP device_del pc-dimm (ACPI eject); memory%ld %s after %.3f ms",
+				 blk, err ? "still present" : "disappeared", ns / 1e6);
+		} else {
+			err = EINVAL;
+			snprintf(detail, sizeof detail, "unknown op");
+		}
+		capture(dir);
+		out_flush();
+		res_add("%s %s %s %s %llu %s\n", dir, op, blks, err ? errname(err) : "ok",
+			(unsigned long long)ns, detail);
+		say("@@ORACLE STEP %s %s@@\n", dir, err ? errname(err) : "ok");
+	}
+	tar_add("results.txt", resbuf, reslen);
+	tar_finish();
+	close(outfd);
+	say("@@ORACLE DONE@@\n");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 4 && !strcmp(argv[1], "write")) {
+		struct sigaction sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = on_alarm;
+		sigaction(SIGALRM, &sa, NULL);
+		struct wres r = sysfs_write(argv[2], argv[3]);
+		printf("%s %llu\n", r.err ? errname(r.err) : "ok", (unsigned long long)r.ns);
+		return r.err ? 1 : 0;
+	}
+	if (argc == 6 && !strcmp(argv[1], "kpage")) {
+		uint64_t s = strtoull(argv[2], NULL, 0), e = strtoull(argv[3], NULL, 0);
+		if (e <= s)
+			return 2;
+		char *b = big_alloc((e - s) * 8);
+		const char *src[2] = { "/proc/kpageflags", "/proc/kpagecount" };
+		for (int i = 0; i < 2; i++) {
+			long n = read_kpage(src[i], s, e, b);
+			if (n < 0) {
+				fprintf(stderr, "%s: %s\n", src[i], errname((int)-n));
+				return 1;
+			}
+			FILE *f = fopen(argv[4 + i], "wb");
+			if (!f || fwrite(b, 1, n, f) != (size_t)n || fclose(f)) {
+				perror(argv[4 + i]);
+				return 1;
+			}
+		}
+		return 0;
+	}
+	if (argc == 4 && !strcmp(argv[1], "run"))
+		return run(argv[2], argv[3]);
+	fprintf(stderr,
+		"usage: %s write PATH VALUE | kpage START END FLAGS_OUT COUNT_OUT |"
+		" run SCENARIO DEVICE\n", argv[0]);
+	return 2;
+}
