@@ -84,6 +84,21 @@ class Kernel:
         """PG_vmemmap_self_hosted (= PG_owner_priv_1) on vmemmap pages (6.0)."""
         return self.at_least(6, 0)
 
+    # ---- watermarks and /proc formats
+
+    @property
+    def movable_wmark_like_highmem(self) -> bool:
+        """ZONE_MOVABLE gets the highmem-style min watermark and is left out of
+        lowmem_pages: present in Debian's 6.12, absent in 6.1; the release in
+        between that made the change is not verified (taken as 6.12)."""
+        return self.at_least(6, 12)
+
+    @property
+    def zoneinfo_promo(self) -> bool:
+        """/proc/zoneinfo prints the promo watermark: 6.12 does, 6.1 does not
+        (release in between not verified; taken as 6.12)."""
+        return self.at_least(6, 12)
+
     # ---- buddy
 
     @property

@@ -407,12 +407,13 @@ class Machine:
         a = self.arch
         if self.user_min_free_kbytes is None:
             self.min_free_kbytes = calculate_min_free_kbytes(self.zones, a.page_size)
-        setup_per_zone_wmarks(self.zones, self.min_free_kbytes, a.page_shift)
+        like_highmem = self.kernel.movable_wmark_like_highmem
+        setup_per_zone_wmarks(self.zones, self.min_free_kbytes, a.page_shift, like_highmem)
         if self.thp:
             rec = recommended_min_free_kbytes(self.zones, a.pageblock_nr_pages, a.page_shift)
             if rec > self.min_free_kbytes:
                 self.min_free_kbytes = rec
-            setup_per_zone_wmarks(self.zones, self.min_free_kbytes, a.page_shift)
+            setup_per_zone_wmarks(self.zones, self.min_free_kbytes, a.page_shift, like_highmem)
 
     def lowmem_reserve(self, zone: Zone) -> list[int]:
         """zone->lowmem_reserve[] (setup_per_zone_lowmem_reserve): pages this zone

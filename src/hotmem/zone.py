@@ -132,14 +132,15 @@ def recommended_min_free_kbytes(zones: list[Zone], pageblock_nr_pages: int,
     return rec << (page_shift - 10)
 
 
-def setup_per_zone_wmarks(zones: list[Zone], min_free_kbytes: int, page_shift: int) -> None:
-    """__setup_per_zone_wmarks()."""
+def setup_per_zone_wmarks(zones: list[Zone], min_free_kbytes: int, page_shift: int,
+                          movable_like_highmem: bool = True) -> None:
+    """__setup_per_zone_wmarks(); ZONE_MOVABLE is treated like highmem from 6.12."""
     pages_min = min_free_kbytes >> (page_shift - 10)
-    lowmem_pages = sum(z.managed_pages for z in zones
-                       if z.ztype not in (ZONE_MOVABLE, ZONE_DEVICE))
+    excluded = (ZONE_MOVABLE, ZONE_DEVICE) if movable_like_highmem else (ZONE_DEVICE,)
+    lowmem_pages = sum(z.managed_pages for z in zones if z.ztype not in excluded)
     for z in zones:
         tmp = pages_min * z.managed_pages // lowmem_pages if lowmem_pages else 0
-        if z.ztype == ZONE_MOVABLE:
+        if z.ztype == ZONE_MOVABLE and movable_like_highmem:
             # like highmem: a small min that does not depend on lowmem
             z.wmark_min = min(max(z.managed_pages // 1024, SWAP_CLUSTER_MAX), 128)
         else:

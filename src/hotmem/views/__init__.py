@@ -1,0 +1,1 @@
+"""Read-only views of a machine in the kernel's own formats."""

@@ -1,0 +1,100 @@
+"""/proc/kpageflags: one little-endian u64 of KPF_* bits per pfn (fs/proc/page.c)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, BinaryIO
+
+import numpy as np
+
+from ..machine import (P_BUDDY, P_RESERVED, P_UNMOVABLE, P_VMEMMAP, SECTION_IS_ONLINE)
+
+if TYPE_CHECKING:
+    from ..machine import Machine
+
+KPF = {"LOCKED": 0, "ERROR": 1, "REFERENCED": 2, "UPTODATE": 3, "DIRTY": 4, "LRU": 5,
+       "ACTIVE": 6, "SLAB": 7, "WRITEBACK": 8, "RECLAIM": 9, "BUDDY": 10, "MMAP": 11,
+       "ANON": 12, "SWAPCACHE": 13, "SWAPBACKED": 14, "COMPOUND_HEAD": 15,
+       "COMPOUND_TAIL": 16, "HUGE": 17, "UNEVICTABLE": 18, "HWPOISON": 19, "NOPAGE": 20,
+       "KSM": 21, "THP": 22, "OFFLINE": 23, "ZERO_PAGE": 24, "IDLE": 25, "PGTABLE": 26,
+       "RESERVED": 32, "MLOCKED": 33, "OWNER_2": 34, "PRIVATE": 35, "PRIVATE_2": 36,
+       "OWNER_PRIVATE": 37, "ARCH": 38, "UNCACHED": 39, "SOFTDIRTY": 40, "ARCH_2": 41}
+
+NOPAGE = np.uint64(1 << KPF["NOPAGE"])
+BUDDY = np.uint64(1 << KPF["BUDDY"])
+RESERVED = np.uint64(1 << KPF["RESERVED"])
+OWNER_PRIVATE = np.uint64(1 << KPF["OWNER_PRIVATE"])
+SLAB = np.uint64(1 << KPF["SLAB"])
+# a movable allocation is simulated as an anonymous, mapped, LRU user page
+ANON_PAGE = np.uint64(sum(1 << KPF[k] for k in ("UPTODATE", "LRU", "MMAP", "ANON", "SWAPBACKED")))
+
+CHUNK = 1 << 22  # pfns rendered at a time
+
+
+def vmemmap_flags(m: "Machine") -> np.uint64:
+    """KPF bits of a self-hosted memmap page in this machine's era and design."""
+    if m.design == "rfc2018":
+        return RESERVED  # PageVmemmap: PG_reserved + mapping magic, not exported
+    bits = np.uint64(0)
+    if m.kernel.vmemmap_reserved:
+        bits |= RESERVED
+    if m.kernel.vmemmap_self_hosted_flag:
+        bits |= OWNER_PRIVATE
+    return bits
+
+
+def _bits(m: "Machine", plane: int, s: int, e: int) -> np.ndarray:
+    """Booleans of ``plane`` for pfns [s, e) (s is 64-aligned)."""
+    e64 = -(-e // 64) * 64
+    w = m.pages.words(plane, s, e64)
+    return np.unpackbits(w.view(np.uint8), bitorder="little")[: e - s].astype(bool)
+
+
+def kpageflags(m: "Machine", start: int, end: int) -> np.ndarray:
+    """KPF values of pfns [start, end) as the era's kernel reports them."""
+    end = min(end, m.max_pfn())
+    if end <= start:
+        return np.zeros(0, dtype=np.uint64)
+    out = np.empty(end - start, dtype=np.uint64)
+    vm_bits = vmemmap_flags(m)
+    memmap = (np.concatenate(list(m.memmap_from_buddy.values()))
+              if m.memmap_from_buddy else np.zeros(0, np.int64))
+    sec_shift = m.arch.section_size_bits - m.arch.page_shift
+    pos = start
+    while pos < end:
+        s = pos // 64 * 64
+        e = min(end, s + CHUNK)
+        online = (m.sec_flags[np.arange(s, e) >> sec_shift] & SECTION_IS_ONLINE) != 0
+        b = _bits(m, P_BUDDY, s, e)
+        r = _bits(m, P_RESERVED, s, e)
+        v = _bits(m, P_VMEMMAP, s, e)
+        u = _bits(m, P_UNMOVABLE, s, e)
+        f = np.zeros(e - s, dtype=np.uint64)
+        f[b] |= BUDDY
+        f[r] |= RESERVED
+        f[v] |= vm_bits
+        slab = u.copy()
+        if len(memmap):
+            inside = memmap[(memmap >= s) & (memmap < e)] - s
+            slab[inside] = False  # vmemmap_alloc_block() pages carry no flag
+        f[slab] |= SLAB
+        f[~(b | r | v | u)] = ANON_PAGE
+        f[~online] = NOPAGE
+        out[pos - start:e - start] = f[pos - s:]
+        pos = e
+    return out
+
+
+def write_kpageflags(m: "Machine", fh: BinaryIO, start: int = 0, end: int | None = None) -> int:
+    """Write the kpageflags image of [start, end) (default: every pfn up to the end
+    of the highest present section); returns the bytes written."""
+    end = m.max_pfn() if end is None else end
+    n = 0
+    for s in range(start, end, CHUNK):
+        data = kpageflags(m, s, min(end, s + CHUNK)).astype("<u8").tobytes()
+        fh.write(data)
+        n += len(data)
+    return n
+
+
+def decode(value: int) -> list[str]:
+    """Names of the KPF bits set in value (page-types style)."""
+    return [name for name, bit in KPF.items() if value >> bit & 1]
