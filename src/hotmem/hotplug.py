@@ -15,9 +15,9 @@ from .altmap import VmemAltmap, vmemmap_pages_per_block
 from .arch import GiB, ZONE_MOVABLE
 from .errors import ConfigError, HotplugError
 from .machine import (MEM_OFFLINE, MEM_ONLINE, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE,
-                      P_UNMOVABLE, P_VMEMMAP, SECTION_HAS_MEM_MAP, SECTION_IS_ONLINE,
+                      P_BUDDY, P_UNMOVABLE, P_VMEMMAP, SECTION_HAS_MEM_MAP, SECTION_IS_ONLINE,
                       SECTION_MARKED_PRESENT, MemoryGroup)
-from .page_alloc import alloc_memmap, memmap_chunks_needed, migration_targets
+from .page_alloc import alloc_memmap, memmap_chunks_needed, migration_room, migration_targets
 from .units import parse_addr, parse_size
 from .zone import (MMOP_OFFLINE, MMOP_ONLINE_MOVABLE, ONLINE_TYPES, shrink_zone_span,
                    zone_for_pfn_range)
@@ -268,16 +268,13 @@ def _system_ram_pages(m: "Machine", blk: int, start: int, end: int) -> int:
 def offline_block(m: "Machine", blk: int) -> None:
     """memory_block_offline() through a write of ``offline`` to memoryN/state."""
     blk = _check_block(m, blk)
-    if m.blk_state[blk] != MEM_ONLINE:
-        raise HotplugError("EINVAL", f"memory{blk} is already offline", block=blk)
-    zid = int(m.blk_zone[blk])
-    if zid < 0:
-        raise HotplugError("EINVAL", f"memory{blk} spans more than one zone or node "
-                           "(valid_zones: none)", block=blk)
     if m.design != "mainline":
         from . import rfc2018
         return rfc2018.offline_block(m, blk)
-    zone = m.zones[zid]
+    err = offline_precheck(m, blk)
+    if err is not None:
+        raise err
+    zone = m.zones[int(m.blk_zone[blk])]
     start, end = m.block_range(blk)
     nr_vmemmap = m.nr_vmemmap_pages(blk)
     offline_pages(m, zone, blk, start + nr_vmemmap, end, nr_vmemmap=nr_vmemmap,
@@ -294,49 +291,82 @@ def offline_block(m: "Machine", blk: int) -> None:
     m.blk_state[blk] = MEM_OFFLINE
 
 
-def offline_pages(m: "Machine", zone, blk: int, start: int, end: int, *, nr_vmemmap: int,
-                  skip_vmemmap: bool) -> None:
-    """offline_pages(): checks, isolation, migration, removal from the buddy."""
+def offline_range(m: "Machine", blk: int) -> tuple[int, int]:
+    """The pfns offline_pages() works on: the block less its own memmap."""
+    start, end = m.block_range(blk)
+    return start + m.nr_vmemmap_pages(blk), end
+
+
+def offline_precheck(m: "Machine", blk: int, skip_vmemmap: bool = False,
+                     start: int | None = None, end: int | None = None) -> HotplugError | None:
+    """Every reason offline_pages() would fail on this block, checked without
+    changing anything; None when the offline would succeed."""
+    if m.blk_state[blk] != MEM_ONLINE:
+        return HotplugError("EINVAL", f"memory{blk} is already offline", block=blk)
+    zid = int(m.blk_zone[blk])
+    if zid < 0:
+        return HotplugError("EINVAL", f"memory{blk} spans more than one zone or node "
+                            "(valid_zones: none)", block=blk)
+    zone = m.zones[zid]
     p = m.pages
+    if start is None:
+        start, end = offline_range(m, blk)
     nr = end - start
     rng = f"[mem {_addr(m, start):#010x}-{_addr(m, end) - 1:#010x}]"
     if _system_ram_pages(m, blk, start, end) != nr:
-        raise HotplugError("EINVAL", f"memory offlining {rng} failed due to memory holes",
-                           block=blk)
-    if p.pageblock(start)[2] != zone.zid or p.pageblock(end - 1)[2] != zone.zid:
-        raise HotplugError("EINVAL", f"memory offlining {rng} failed due to multizone range",
-                           block=blk)
+        return HotplugError("EINVAL", f"memory offlining {rng} failed due to memory holes",
+                            block=blk)
+    if p.pageblock(start)[2] != zid or p.pageblock(end - 1)[2] != zid:
+        return HotplugError("EINVAL", f"memory offlining {rng} failed due to multizone range",
+                            block=blk)
     # start_isolate_page_range(): an unmovable page fails the isolation
     bad = p.has_unmovable(start, end, zone.ztype == ZONE_MOVABLE, skip_vmemmap)
     if bad >= 0:
-        raise HotplugError("EBUSY", f"memory offlining {rng} failed due to failure to "
-                           f"isolate range: unmovable page at pfn {bad:#x} of memory{blk}",
-                           pfn=bad, block=blk)
+        return HotplugError("EBUSY", f"memory offlining {rng} failed due to failure to "
+                            f"isolate range: unmovable page at pfn {bad:#x} of memory{blk}",
+                            pfn=bad, block=blk)
     stuck = p.find_set(P_UNMOVABLE, start, end)
     if stuck >= 0:
         # only in ZONE_MOVABLE: isolation passes, migration never moves it
-        raise HotplugError("EINTR", f"memory offlining {rng} failed due to signal backoff: "
-                           f"pfn {stuck:#x} is an unmovable page in ZONE_MOVABLE; "
-                           f"test_pages_isolated() failed {OFFLINE_RETRIES} times", pfn=stuck,
-                           block=blk)
-    movable = p.allocated_pfns(start, end, False)
+        return HotplugError("EINTR", f"memory offlining {rng} failed due to signal backoff: "
+                            f"pfn {stuck:#x} is an unmovable page in ZONE_MOVABLE; "
+                            f"test_pages_isolated() failed {OFFLINE_RETRIES} times",
+                            pfn=stuck, block=blk)
+    movable = movable_pages(m, start, end, skip_vmemmap)
+    if len(movable):
+        room = migration_room(m, int(m.blk_nid[blk]), zone, p.count(P_BUDDY, start, end))
+        if room < len(movable):
+            return HotplugError("EINTR", f"memory offlining {rng} failed due to signal backoff: "
+                                f"{len(movable)} movable pages of memory{blk} cannot be "
+                                f"migrated (room for {room} elsewhere); retried "
+                                f"{OFFLINE_RETRIES} times", pfn=int(movable[0]), block=blk)
+    return None
+
+
+def movable_pages(m: "Machine", start: int, end: int, skip_vmemmap: bool) -> np.ndarray:
+    """Allocated movable pages of [start, end) that migration must move."""
+    movable = m.pages.allocated_pfns(start, end, False)
     if skip_vmemmap and len(movable):
-        vm = np.array([pfn for pfn in movable if p.test(P_VMEMMAP, int(pfn))], dtype=np.int64)
-        movable = np.setdiff1d(movable, vm)
+        keep = [not m.pages.test(P_VMEMMAP, int(pfn)) for pfn in movable]
+        movable = movable[np.array(keep, dtype=bool)]
+    return movable
+
+
+def offline_pages(m: "Machine", zone, blk: int, start: int, end: int, *, nr_vmemmap: int,
+                  skip_vmemmap: bool) -> None:
+    """offline_pages() once offline_precheck() passed: isolation, migration,
+    removal of the free pages from the buddy, accounting."""
+    p = m.pages
+    nr = end - start
     # memory_block_offline() takes the vmemmap pages out of present first
     adjust_present_page_count(m, zone, blk, -nr_vmemmap)
     isolated = p.isolate(start, end)
-    targets = migration_targets(m, len(movable), int(m.blk_nid[blk])) if len(movable) else None
-    if len(movable) and targets is None:
-        p.unisolate(start, end)
-        adjust_present_page_count(m, zone, blk, nr_vmemmap)
-        raise HotplugError("EINTR", f"memory offlining {rng} failed due to signal backoff: "
-                           f"{len(movable)} movable pages of memory{blk} cannot be migrated "
-                           f"(no free memory elsewhere), retried {OFFLINE_RETRIES} times",
-                           pfn=int(movable[0]), block=blk)
     zone.nr_isolate_pageblock += isolated
+    movable = movable_pages(m, start, end, skip_vmemmap)
     if len(movable):
-        p.free_pages(movable)  # do_migrate_range(): the old pages are freed
+        # do_migrate_range(): new pages elsewhere, the old ones are freed
+        migration_targets(m, len(movable), int(m.blk_nid[blk]))
+        p.free_pages(movable)
     left = p.first_not_free(start, end, skip_vmemmap)
     assert left < 0, f"test_pages_isolated: pfn {left:#x} still in use"
     # __offline_isolated_pages(): sections go offline, the free pages leave the

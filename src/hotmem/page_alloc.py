@@ -51,12 +51,13 @@ def zone_runs(m: "Machine", zone: "Zone") -> list[tuple[int, int]]:
     return [(s + (int(a) << pbo), s + (int(b) << pbo)) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def usable_free_pages(m: "Machine", zone: "Zone", highest_zone: int) -> int:
+def usable_free_pages(m: "Machine", zone: "Zone", highest_zone: int, withheld: int = 0) -> int:
     """Free pages the allocator may take from ``zone`` (not isolated, above the
-    min watermark plus the lowmem reserve against ``highest_zone``)."""
+    min watermark plus the lowmem reserve against ``highest_zone``), when
+    ``withheld`` more of its free pages were isolated."""
     nf = m.pages.nr_free[zone.zid]
     sizes = 1 << np.arange(nf.shape[1], dtype=np.int64)
-    free = int((nf * sizes).sum()) - int((nf[MIGRATE_ISOLATE] * sizes).sum())
+    free = int((nf * sizes).sum()) - int((nf[MIGRATE_ISOLATE] * sizes).sum()) - withheld
     reserve = m.lowmem_reserve(zone)[highest_zone] if highest_zone > zone.ztype else 0
     return max(free - zone.wmark_min - reserve, 0)
 
@@ -198,16 +199,24 @@ def free_allocated(m: "Machine", pages=None, kind: str = "movable", zone: str | 
     return pfns
 
 
-def migration_targets(m: "Machine", n: int, nid: int) -> np.ndarray | None:
-    """Allocate n movable pages outside the isolated range, or None if they do not fit."""
+def _migration_zones(m: "Machine", nid: int) -> list["Zone"]:
     zones = zonelist(m, nid, "movable")
     # alloc_migration_target() prefers other nodes when the node has them
-    others = [z for z in zones if z.nid != nid]
-    zones = others + [z for z in zones if z.nid == nid]
-    highest = ZONE_MOVABLE
-    if sum(usable_free_pages(m, z, highest) for z in zones) < n:
-        return None
-    return _take(m, zones, n, "movable", "lowest", 0, highest)
+    return [z for z in zones if z.nid != nid] + [z for z in zones if z.nid == nid]
+
+
+def migration_room(m: "Machine", nid: int, withheld_zone: "Zone | None" = None,
+                   withheld: int = 0) -> int:
+    """Pages migration could allocate on behalf of node nid's memory, with
+    ``withheld`` free pages of ``withheld_zone`` about to be isolated."""
+    return sum(usable_free_pages(m, z, ZONE_MOVABLE, withheld if z is withheld_zone else 0)
+               for z in _migration_zones(m, nid))
+
+
+def migration_targets(m: "Machine", n: int, nid: int) -> np.ndarray:
+    """Allocate n movable pages outside the isolated range (the caller checked
+    migration_room)."""
+    return _take(m, _migration_zones(m, nid), n, "movable", "lowest", 0, ZONE_MOVABLE)
 
 
 def memmap_chunks_needed(m: "Machine", nr_pages: int, chunk: int, nid: int) -> str | None:

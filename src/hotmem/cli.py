@@ -1,0 +1,169 @@
+"""The hotmem command line.
+
+    hotmem run [SCENARIO.toml] [--json] [--export DIR] [--export-each]
+    hotmem compare SCENARIO.toml [--designs none,mainline] [--json]
+    hotmem arches [--kernel 6.12] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import ConfigError
+from .machine import Machine
+from .report import format_summary, machine_report, step_line
+from .scenario import Scenario, default_scenario_text, load_scenario, loads_scenario, run_scenario
+
+
+class Progress:
+    """Steps done, on stderr, once a run has taken more than two seconds;
+    silent when stderr is not a terminal."""
+
+    def __init__(self, total: int, label: str):
+        self.total, self.label = total, label
+        self.t0 = time.monotonic()
+        self.bar = None
+        self.enabled = sys.stderr.isatty()
+
+    def update(self, done: int) -> None:
+        if not self.enabled or time.monotonic() - self.t0 < 2.0:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+            self.bar = tqdm(total=self.total, desc=self.label, file=sys.stderr, leave=False,
+                            unit="step", initial=done)
+        else:
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _run_one(sc: Scenario, args, label: str, **overrides):
+    prog = Progress(len(sc.steps), label)
+    export_dir = Path(args.export) if getattr(args, "export", None) else None
+
+    def on_step(m: Machine, res) -> None:
+        prog.update(res.step.index + 1)
+        if export_dir is not None and args.export_each:
+            from .views.export import export
+            export(m, export_dir / f"{res.step.index:02d}-{res.step.op}")
+
+    try:
+        m, results = run_scenario(sc, on_step=on_step, **overrides)
+    finally:
+        prog.close()
+    if export_dir is not None and not args.export_each:
+        from .views.export import export
+        export(m, export_dir)
+    return m, results
+
+
+def _failed(results) -> bool:
+    return any(not r.ok and r.step.expect is None or not r.expected_ok for r in results)
+
+
+def cmd_run(args) -> int:
+    if args.scenario is None:
+        return cmd_default(args)
+    sc = load_scenario(args.scenario)
+    m, results = _run_one(sc, args, Path(args.scenario).name)
+    if args.json:
+        json.dump(machine_report(m, results), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(format_summary(m, results))
+    return 1 if _failed(results) else 0
+
+
+def cmd_default(args) -> int:
+    """The default job: the shipped scenario without and with memmap on memory."""
+    sc = loads_scenario(default_scenario_text(), "hotmem/scenarios/default.toml")
+    from .compare import compare, format_compare
+    runs = compare(sc, ["none", "mainline"])
+    if args.json:
+        json.dump({name: machine_report(m, res) for name, (m, res) in runs.items()},
+                  sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    for name, (m, res) in runs.items():
+        print(f"=== {name}: memmap_on_memory={m.memmap_on_memory}")
+        print(format_summary(m, res))
+        print()
+    print(format_compare(runs))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    sc = load_scenario(args.scenario)
+    from .compare import compare, compare_report, format_compare
+    designs = [d.strip() for d in args.designs.split(",") if d.strip()]
+    runs = compare(sc, designs)
+    if args.json:
+        json.dump(compare_report(runs), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        for name, (m, res) in runs.items():
+            print(f"=== {name}")
+            for r in res:
+                print(step_line(r))
+            print()
+        print(format_compare(runs))
+    return 0
+
+
+def cmd_arches(args) -> int:
+    from .archtable import arch_table, format_arch_table
+    rows = arch_table(args.kernel)
+    if args.json:
+        json.dump(rows, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(format_arch_table(rows, args.kernel))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hotmem", description="Simulate Linux memory hotplug "
+                                "with memmap on memory, per architecture and kernel era.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run a scenario (without one: the default job)")
+    r.add_argument("scenario", nargs="?", help="scenario TOML file")
+    r.add_argument("--json", action="store_true", help="print a JSON report")
+    r.add_argument("--export", metavar="DIR", help="write /proc and /sys views to DIR")
+    r.add_argument("--export-each", action="store_true",
+                   help="with --export: one folder per step (DIR/00-add, ...)")
+    r.set_defaults(func=cmd_run)
+    c = sub.add_parser("compare", help="run one scenario under several designs")
+    c.add_argument("scenario")
+    c.add_argument("--designs", default="none,mainline",
+                   help="comma-separated: none, mainline (default: none,mainline)")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_compare)
+    a = sub.add_parser("arches", help="memmap cost and memmap-on-memory verdict per arch")
+    a.add_argument("--kernel", default="6.12")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=cmd_arches)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "export_each", False) and not args.export:
+        print("hotmem: error: --export-each needs --export DIR", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        print(f"hotmem: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
