@@ -458,7 +458,11 @@ cdef class PageState:
         cdef int zone = self.zone_of(pfn)
         cdef int mt = self.list_of(pfn), bmt
         cdef int64_t buddy, size, pb
+        cdef uint64_t* H = self.planes[P_HEAD]
         set_bits(self.planes[P_BUDDY], pfn, pfn + (<int64_t>1 << order))
+        # the head bit marks where the block starts, so that head_order() of a
+        # buddy below it stops here
+        H[pfn >> 6] |= (<uint64_t>1) << (pfn & 63)
         while order < self.max_order:
             size = <int64_t>1 << order
             buddy = pfn ^ size
@@ -481,9 +485,10 @@ cdef class PageState:
                 for pb in range(buddy >> self.pageblock_order,
                                 (buddy + size) >> self.pageblock_order):
                     self.pb_mt[pb] = (self.pb_mt[pb] & PB_ISOLATE) | <uint8_t>mt
+            H[pfn >> 6] &= ~((<uint64_t>1) << (pfn & 63))
             pfn = buddy & pfn
             order += 1
-        self.planes[P_HEAD][pfn >> 6] |= (<uint64_t>1) << (pfn & 63)
+            H[pfn >> 6] |= (<uint64_t>1) << (pfn & 63)
         self._nr_free[zone, mt, order] += 1
 
     cdef void insert_natural(self, int64_t s, int64_t e) noexcept nogil:
