@@ -109,8 +109,7 @@ def memmap_on_memory_verdict(arch: Arch, kernel: Kernel, mode: str, block_size: 
     pages = vmemmap_pages_per_block(arch, block_size, mode)
     if pages % arch.pageblock_nr_pages:
         return False, (f"{pages} memmap pages per block are not a multiple of "
-                       f"pageblock_nr_pages ({arch.pageblock_nr_pages})"
-                       + ("" if mode == "force" else "; memmap_on_memory=force would round up"))
+                       f"pageblock_nr_pages ({arch.pageblock_nr_pages})")
     if pages == block_pages:
         return False, "the memmap would fill the whole block"
     if not arch_supports_memmap_on_memory(arch, vmemmap_size):

@@ -41,5 +41,8 @@ def format_arch_table(rows: list[dict], kernel: str) -> str:
                    f"{r['pageblock_nr_pages']:>10}{r['memmap_pages_per_block']:>12}"
                    f"{r['memmap_percent']:>8.3f}  {'yes' if r['memmap_on_memory_y'] else 'no':<6}"
                    f"{'yes' if r['memmap_on_memory_force'] else 'no':<6}{waste:>6}  "
-                   f"{r['memmap_on_memory_y_reason']}")
+                   f"{r['memmap_on_memory_y_reason']}"
+                   + ("" if r["memmap_on_memory_force"] or not r["memmap_on_memory_y_reason"]
+                      or r["memmap_on_memory_force_reason"] == r["memmap_on_memory_y_reason"]
+                      else f"; force: {r['memmap_on_memory_force_reason']}"))
     return "\n".join(out)

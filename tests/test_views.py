@@ -1,0 +1,117 @@
+"""The kernel formats, byte for byte."""
+import re
+from pathlib import Path
+
+import pytest
+
+from hotmem.machine import Machine
+from hotmem.views import procfs, sysfs
+from hotmem.views.kpageflags import decode, kpageflags
+
+DIMM = 0x100000000
+
+
+@pytest.fixture
+def m():
+    m = Machine(arch="x86_64", kernel="6.12", boot_memory="2G", memmap_on_memory="y")
+    m.add(DIMM, "1G")
+    m.online(32, "online_movable")
+    m.online(34, "online")
+    return m
+
+
+def test_buddyinfo_lines(m):
+    lines = procfs.buddyinfo(m).splitlines(keepends=True)
+    assert lines[-1] == ("Node 0, zone  Movable " + "     0 " * 9 + "     1 " + "    31 " + "\n")
+    assert lines[-2].startswith("Node 0, zone   Normal      0")
+    assert [line[:21] for line in lines] == ["Node 0, zone      DMA", "Node 0, zone    DMA32",
+                                             "Node 0, zone   Normal", "Node 0, zone  Movable"]
+
+
+def test_zoneinfo_movable_block(m):
+    text = procfs.zoneinfo(m)
+    block = text[text.index("Node 0, zone  Movable"):text.index("Node 0, zone   Device")]
+    assert block == (
+        "Node 0, zone  Movable\n  pages free     32256\n        boost    0\n"
+        f"        min      32\n        low      {m.zone_by_name('Movable').wmark_low}\n"
+        f"        high     {m.zone_by_name('Movable').wmark_high}\n"
+        f"        promo    {m.zone_by_name('Movable').wmark_promo}\n"
+        "        spanned  32768\n        present  32768\n        managed  32256\n"
+        "        cma      0\n        protection: (0, 0, 0, 0, 0)\n"
+        "      nr_free_pages 32256\n  node_unreclaimable:  0\n"
+        "  start_pfn:           1048576\n")
+    # an empty zone stops after its protection line; 6.1 has no promo line
+    assert text.endswith("        protection: (0, 0, 0, 0, 0)\n")
+    m61 = Machine(arch="x86_64", kernel="6.1", boot_memory="2G")
+    assert "promo" not in procfs.zoneinfo(m61)
+
+
+def test_zoneinfo_protection_is_lowmem_reserve(m):
+    text = procfs.zoneinfo(m)
+    dma32 = m.zone_by_name("DMA32")
+    normal = m.zone_by_name("Normal")
+    movable = m.zone_by_name("Movable")
+    want = (f"protection: (0, 0, {normal.managed_pages // 256}, "
+            f"{(normal.managed_pages + movable.managed_pages) // 256}, "
+            f"{(normal.managed_pages + movable.managed_pages) // 256})")
+    seg = text[text.index("zone    DMA32"):text.index("zone   Normal")]
+    assert want in seg and dma32.managed_pages
+
+
+def test_pagetypeinfo(m):
+    text = procfs.pagetypeinfo(m)
+    assert text.startswith("Page block order: 9\nPages per block:  512\n\n"
+                           "Free pages count per migrate type at order       0      1")
+    assert ("Node    0, zone  Movable, type      Movable" + "      0" * 9 + "      1     31 \n") in text
+    assert ("Number of blocks type     Unmovable      Movable  Reclaimable   HighAtomic"
+            "      Isolate \n") in text
+    assert "Node 0, zone  Movable            1           63            0            0            0 \n" in text
+
+
+def test_sysfs_memory(m):
+    files = sysfs.memory_tree(m)
+    assert files["block_size_bytes"] == "8000000\n"
+    assert files["auto_online_blocks"] == "offline\n"
+    assert files["memory32/state"] == "online\n" and files["memory32/online"] == "1\n"
+    assert files["memory32/phys_index"] == "00000020\n"
+    assert files["memory32/valid_zones"] == "Movable\n"
+    assert files["memory34/valid_zones"] == "Normal\n"
+    assert files["memory33/state"] == "offline\n"
+    # between a Movable and a Normal block, intersecting neither span: default first
+    assert files["memory33/valid_zones"] == "Normal Movable\n"
+    assert files["memory0/valid_zones"] == "none\n"     # DMA + DMA32
+    assert files["memory15/valid_zones"] == "DMA32\n"
+    assert files["memory35/removable"] == "1\n" and files["memory35/phys_device"] == "0\n"
+
+
+def test_valid_zones_inside_movable_span():
+    m = Machine(arch="x86_64", kernel="6.12", boot_memory="2G", memmap_on_memory="y")
+    m.add(DIMM, "384M")
+    m.online(32, "online_movable")
+    m.online(34, "online_movable")
+    assert sysfs.valid_zones(m, 33) == "Movable Normal\n"
+
+
+def test_kpageflags_decode():
+    assert decode(0x2100000400) == ["BUDDY", "RESERVED", "OWNER_PRIVATE"]
+
+
+def test_kpageflags_covers_up_to_max_pfn(m):
+    assert m.max_pfn() == 0x100000 + 8 * 32768
+    f = kpageflags(m, 0x100000 - 4, 0x100000 + 8 * 32768 + 100)
+    assert len(f) == 8 * 32768 + 4
+
+
+HOST_BUDDYINFO = re.compile(r"^Node \d+, zone {1,8}\S+ ( *\d+ )+$")
+
+
+def test_buddyinfo_format_matches_this_machine():
+    """This machine's own /proc/buddyinfo (read only) has the layout hotmem prints."""
+    path = Path("/proc/buddyinfo")
+    if not path.exists():
+        pytest.fail("no /proc/buddyinfo on a Linux test machine")
+    host = path.read_text().splitlines()
+    assert host and all(HOST_BUDDYINFO.match(line) for line in host)
+    ours = procfs.buddyinfo(Machine(boot_memory="2G")).splitlines()
+    assert all(HOST_BUDDYINFO.match(line) for line in ours)
+    assert len(host[0]) == len(ours[0])      # 11 orders on x86_64
