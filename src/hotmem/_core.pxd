@@ -61,3 +61,5 @@ cdef class PageState:
     cdef int64_t head_containing(self, int64_t pfn) noexcept nogil
     cdef void split_at(self, int64_t pfn) noexcept nogil
     cdef void move_pageblock_counts(self, int64_t pb, int new_list) noexcept nogil
+    cdef int64_t _free_aligned(self, int64_t s, int64_t e, int strategy) noexcept nogil
+    cdef int64_t _remove_free(self, int64_t s, int64_t e) noexcept nogil

@@ -534,14 +534,11 @@ cdef class PageState:
             return -1
         return self.head_order(pfn)
 
-    def free_range(self, int64_t s, int64_t e, int strategy=FREE_CTZ, list misaligned=None):
-        """Free pfns [s, e) to the buddy in chunks chosen by ``strategy``, merging as
-        __free_one_page does.  Chunks that are not naturally aligned are appended to
-        ``misaligned`` as (pfn, order).  Returns the number of pages freed."""
-        self._check(s, e)
-        cdef int64_t pfn = s, freed = 0, size
+    cdef int64_t _free_aligned(self, int64_t s, int64_t e, int strategy) noexcept nogil:
+        # online_pages_range() for the strategies whose chunks are always
+        # naturally aligned: ctz, get_order lowered to alignment, single pages
+        cdef int64_t pfn = s
         cdef int order
-        cdef bint aligned
         while pfn < e:
             if strategy == FREE_PAGE:
                 order = 0
@@ -555,9 +552,32 @@ cdef class PageState:
                 order = _get_order(e - pfn)
                 if order > self.max_order:
                     order = self.max_order
-                if strategy == FREE_GET_ORDER_ALIGNED:
-                    while pfn & ((<int64_t>1 << order) - 1):
-                        order -= 1
+                while pfn & ((<int64_t>1 << order) - 1):
+                    order -= 1
+                # get_order() rounds up; never free past the range
+                while pfn + (<int64_t>1 << order) > e:
+                    order -= 1
+            self.free_one(pfn, order)
+            pfn += <int64_t>1 << order
+        return e - s
+
+    def free_range(self, int64_t s, int64_t e, int strategy=FREE_CTZ, list misaligned=None):
+        """Free pfns [s, e) to the buddy in chunks chosen by ``strategy``, merging as
+        __free_one_page does.  Chunks that are not naturally aligned are appended to
+        ``misaligned`` as (pfn, order).  Returns the number of pages freed."""
+        self._check(s, e)
+        cdef int64_t pfn = s, freed = 0, size
+        cdef int order
+        cdef bint aligned
+        if strategy != FREE_GET_ORDER:
+            with nogil:
+                freed = self._free_aligned(s, e, strategy)
+            return freed
+        while pfn < e:
+            # 4.20 online_pages_blocks(): the order from the remaining size only
+            order = _get_order(e - pfn)
+            if order > self.max_order:
+                order = self.max_order
             size = <int64_t>1 << order
             aligned = (pfn & (size - 1)) == 0
             if not aligned and misaligned is not None:
@@ -579,6 +599,71 @@ cdef class PageState:
             freed += size
             pfn += size
         return freed
+
+    def online_blocks(self, int64_t start, int64_t n, int64_t ppb, int64_t nr_vmemmap,
+                      int zid, int strategy=FREE_CTZ):
+        """The page work of onlining n consecutive blocks of ppb pages into zone
+        zid: the first nr_vmemmap pages of each block become memmap pages in
+        MIGRATE_UNMOVABLE pageblocks, the rest MIGRATE_MOVABLE, freed in
+        ``strategy`` chunks.  Returns the pages freed."""
+        self._check(start, start + n * ppb)
+        self._check_pb_aligned(start, start + nr_vmemmap)
+        self._check_pb_aligned(start, start + ppb)
+        if strategy == FREE_GET_ORDER:
+            raise ValueError("online_blocks: get_order chunks need free_range()")
+        cdef int64_t b, s, pb, freed = 0
+        cdef int64_t pbv = nr_vmemmap >> self.pageblock_order
+        cdef int64_t pbn = ppb >> self.pageblock_order
+        with nogil:
+            for b in range(n):
+                s = start + b * ppb
+                for pb in range(pbn):
+                    self.pb_mt[(s >> self.pageblock_order) + pb] = (
+                        MIGRATE_UNMOVABLE if pb < pbv else MIGRATE_MOVABLE)
+                    self.pb_zone[(s >> self.pageblock_order) + pb] = <uint8_t>(zid + 1)
+                set_bits(self.planes[P_VMEMMAP], s, s + nr_vmemmap)
+                freed += self._free_aligned(s + nr_vmemmap, s + ppb, strategy)
+        return freed
+
+    def offline_blocks(self, int64_t start, int64_t n, int64_t ppb, int64_t nr_vmemmap):
+        """The page work of offlining n consecutive blocks whose pages are all
+        free but their memmap: the free blocks leave the buddy, the memmap marks
+        and pageblock bytes are cleared and the memory goes back to the host.
+        Returns the free pages removed."""
+        self._check(start, start + n * ppb)
+        self._check_pb_aligned(start, start + ppb)
+        cdef int64_t b, s, removed = 0
+        with nogil:
+            for b in range(n):
+                s = start + b * ppb
+                removed += self._remove_free(s + nr_vmemmap, s + ppb)
+                clear_bits(self.planes[P_VMEMMAP], s, s + nr_vmemmap)
+        self.release(start, start + n * ppb)
+        return removed
+
+    def find_zone_pageblock(self, int zid, int64_t s, int64_t e, bint reverse):
+        """First (or, with reverse, last) pfn of a pageblock of [s, e) whose zone is
+        zid, as the pageblock's first pfn; -1 if none."""
+        self._check(s, e)
+        cdef int64_t a = s >> self.pageblock_order
+        cdef int64_t b = (e + (1 << self.pageblock_order) - 1) >> self.pageblock_order
+        cdef int64_t pb
+        cdef uint8_t want = <uint8_t>(zid + 1)
+        cdef int64_t found = -1
+        with nogil:
+            if not reverse:
+                for pb in range(a, b):
+                    if self.pb_zone[pb] == want:
+                        found = pb << self.pageblock_order
+                        break
+            else:
+                pb = b - 1
+                while pb >= a:
+                    if self.pb_zone[pb] == want:
+                        found = pb << self.pageblock_order
+                        break
+                    pb -= 1
+        return found
 
     def free_pages(self, int64_t[::1] pfns):
         """Free single allocated pages (clearing P_UNMOVABLE); runs of consecutive
@@ -639,22 +724,27 @@ cdef class PageState:
             i += 1
             self.take_range(s, e)
 
+    cdef int64_t _remove_free(self, int64_t s, int64_t e) noexcept nogil:
+        cdef int64_t h, n
+        cdef int o
+        self.split_at(s)
+        self.split_at(e)
+        n = count_bits(self.planes[P_BUDDY], s, e)
+        h = find_next_set(self.planes[P_HEAD], s, e)
+        while h < e:
+            o = self.head_order(h)
+            self.del_block(h, o)
+            h = find_next_set(self.planes[P_HEAD], h + 1, e)
+        clear_bits(self.planes[P_BUDDY], s, e)
+        return n
+
     def remove_free_range(self, int64_t s, int64_t e):
         """__offline_isolated_pages(): take every free block of [s, e) off its list
         and clear the range's buddy bits.  Returns the free pages removed."""
         self._check(s, e)
-        cdef int64_t h, n
-        cdef int o
+        cdef int64_t n
         with nogil:
-            self.split_at(s)
-            self.split_at(e)
-            n = count_bits(self.planes[P_BUDDY], s, e)
-            h = find_next_set(self.planes[P_HEAD], s, e)
-            while h < e:
-                o = self.head_order(h)
-                self.del_block(h, o)
-                h = find_next_set(self.planes[P_HEAD], h + 1, e)
-            clear_bits(self.planes[P_BUDDY], s, e)
+            n = self._remove_free(s, e)
         return n
 
     # ------------------------------------------------------------ scans

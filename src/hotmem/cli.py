@@ -3,6 +3,7 @@
     hotmem run [SCENARIO.toml] [--json] [--export DIR] [--export-each]
     hotmem compare SCENARIO.toml [--designs none,mainline] [--json]
     hotmem arches [--kernel 6.12] [--json]
+    hotmem fidelity [CAPTURE ...] [--json]
 """
 from __future__ import annotations
 
@@ -127,6 +128,11 @@ def cmd_arches(args) -> int:
     return 0
 
 
+def cmd_fidelity(args) -> int:
+    from .fidelity import main as fidelity_main
+    return fidelity_main(args.captures + (["--json"] if args.json else []))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hotmem", description="Simulate Linux memory hotplug "
                                 "with memmap on memory, per architecture and kernel era.")
@@ -141,13 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="run one scenario under several designs")
     c.add_argument("scenario")
     c.add_argument("--designs", default="none,mainline",
-                   help="comma-separated: none, mainline (default: none,mainline)")
+                   help="comma-separated: none, mainline, rfc2018 (default: none,mainline)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_compare)
     a = sub.add_parser("arches", help="memmap cost and memmap-on-memory verdict per arch")
     a.add_argument("--kernel", default="6.12")
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=cmd_arches)
+    f = sub.add_parser("fidelity", help="compare hotmem with the real-kernel captures")
+    f.add_argument("captures", nargs="*", help="capture names or .tar.xz paths (default: all)")
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(func=cmd_fidelity)
     return p
 
 

@@ -418,17 +418,16 @@ def remove_memory(m: "Machine", start, size) -> None:
     if has.any() and len(blocks) > 1 and m.kernel.remove_needs_single_block:
         raise HotplugError("EINVAL", f"Refuse to remove {start:#x} - {start + size:#x}, "
                            "wrong granularity")
-    for blk in blocks:
-        blk = int(blk)
-        if m.blk_altmap[blk]:
-            # vmemmap_free() returns each leaf to the altmap: alloc goes back to 0
-            m.alt_alloc[blk] = 0
-            m.alt_align[blk] = 0
-            m.alt_free[blk] = 0
-            m.blk_altmap[blk] = False
-        memmap = m.memmap_from_buddy.pop(blk, None)
-        if memmap is not None:
-            m.pages.free_pages(memmap)
+    # vmemmap_free() returns each leaf to its altmap: alloc goes back to 0
+    m.alt_alloc[blocks] = 0
+    m.alt_align[blocks] = 0
+    m.alt_free[blocks] = 0
+    m.blk_altmap[blocks] = False
+    if m.memmap_from_buddy:
+        for blk in blocks.tolist():
+            memmap = m.memmap_from_buddy.pop(blk, None)
+            if memmap is not None:
+                m.pages.free_pages(memmap)
     pps = a.pages_per_section
     m.sec_flags[spfn // pps:epfn // pps] = 0
     m.blk_state[blocks] = 0
@@ -441,3 +440,184 @@ def remove_memory(m: "Machine", start, size) -> None:
     m.blk_group[blocks] = -1
     m.pages.release(spfn, epfn)
     m.init_per_zone_wmark_min()
+
+
+# ---------------------------------------------------------------- many blocks
+
+def _runs(blocks: list[int]) -> list[tuple[int, int]]:
+    """(first, count) of each run of consecutive block ids, in the given order."""
+    out: list[tuple[int, int]] = []
+    for b in blocks:
+        if out and out[-1][0] + out[-1][1] == b:
+            out[-1] = (out[-1][0], out[-1][1] + 1)
+        else:
+            out.append((b, 1))
+    return out
+
+
+def _wmark_steps(m: "Machine", zone, managed0: int, present0: int, per_managed: int,
+                 per_present: int, n: int) -> None:
+    """The watermark recomputations of n sequential onlines (or offlines, with
+    negative steps) of one block each, ending in the state the kernel reaches.
+    From 6.12 ZONE_MOVABLE does not feed the other zones' watermarks, so once
+    they are stable only the last step needs computing."""
+    independent = zone.ztype == ZONE_MOVABLE and m.kernel.movable_wmark_like_highmem
+    prev = None
+    for k in range(1, n + 1):
+        zone.managed_pages = managed0 + k * per_managed
+        zone.present_pages = present0 + k * per_present
+        if independent and k < n:
+            m.init_per_zone_wmark_min()
+            state = (m.min_free_kbytes,) + tuple(
+                (z.wmark_min, z.wmark_high) for z in m.zones if z is not zone)
+            if state == prev:
+                zone.managed_pages = managed0 + n * per_managed
+                zone.present_pages = present0 + n * per_present
+                m.init_per_zone_wmark_min()
+                return
+            prev = state
+        else:
+            m.init_per_zone_wmark_min()
+
+
+def _group_present(m: "Machine", blocks: np.ndarray, zone, pages_per_block: int) -> None:
+    gids, counts = np.unique(m.blk_group[blocks], return_counts=True)
+    for gid, c in zip(gids.tolist(), counts.tolist()):
+        g = m.groups.get(gid)
+        if g is None:
+            continue
+        if zone.ztype == ZONE_MOVABLE:
+            g.present_movable_pages += c * pages_per_block
+        else:
+            g.present_kernel_pages += c * pages_per_block
+
+
+def _batch_zone(m: "Machine", first: int, n: int, online_type: int):
+    """The zone every block of the run would get when onlined one by one in
+    order, when that is known up front; else None (go block by block)."""
+    from .zone import MMOP_ONLINE, MMOP_ONLINE_KERNEL, default_kernel_zone_for_pfn
+    start = first * m.pages_per_block
+    nr = n * m.pages_per_block
+    nid = int(m.blk_nid[first])
+    if online_type == MMOP_ONLINE_MOVABLE:
+        return m.zone(nid, ZONE_MOVABLE)
+    kernel_zone = default_kernel_zone_for_pfn(m, nid, start, nr)
+    if kernel_zone.ztype < 2 and kernel_zone.intersects(start, nr):
+        return None  # DMA / DMA32 boundaries: per block
+    if online_type == MMOP_ONLINE_KERNEL:
+        return kernel_zone
+    if online_type == MMOP_ONLINE and m.online_policy == "contig-zones" and not m.movable_node:
+        # the run grows the kernel zone block by block and never meets Movable
+        if not m.zone(nid, ZONE_MOVABLE).intersects(start, nr):
+            return kernel_zone
+    return None
+
+
+def online_blocks(m: "Machine", blocks, online_type: str = "online",
+                  stop_on_error: bool = True) -> list[tuple[int, HotplugError | None]]:
+    """Online many blocks, in order, with the result of onlining them one by one;
+    runs of consecutive offline blocks of one node and memmap layout are done in
+    one pass.  Returns (block, error or None) per block attempted."""
+    if online_type not in ONLINE_TYPES or ONLINE_TYPES[online_type] == MMOP_OFFLINE:
+        raise HotplugError("EINVAL", f"'{online_type}' is not an online type "
+                           "(online, online_kernel, online_movable)")
+    out: list[tuple[int, HotplugError | None]] = []
+    ids = [_check_block(m, b) for b in blocks]
+    from . import _core
+    strategy = _core.FREE_STRATEGIES[m.kernel.online_free_strategy]
+    ppb = m.pages_per_block
+    for first, count in _runs(ids):
+        b = first
+        while b < first + count:
+            # the longest batchable run from b
+            n = 0
+            if m.design == "mainline":
+                while (b + n < first + count and m.blk_state[b + n] == MEM_OFFLINE
+                       and not m.blk_early[b + n] and m.blk_nid[b + n] == m.blk_nid[b]
+                       and m.nr_vmemmap_pages(b + n) == m.nr_vmemmap_pages(b)):
+                    n += 1
+            zone = _batch_zone(m, b, n, ONLINE_TYPES[online_type]) if n > 1 else None
+            if zone is None:
+                try:
+                    online_block(m, b, online_type)
+                    out.append((b, None))
+                except HotplugError as err:
+                    out.append((b, err))
+                    if stop_on_error:
+                        return out
+                b += 1
+                continue
+            start = b * ppb
+            v = m.nr_vmemmap_pages(b)
+            managed0, present0 = zone.managed_pages, zone.present_pages
+            freed = m.pages.online_blocks(start, n, ppb, v, zone.zid, strategy)
+            zone.resize_range(start, n * ppb)
+            pps = m.arch.pages_per_section
+            m.sec_flags[start // pps:(start + n * ppb) // pps] |= SECTION_IS_ONLINE
+            blks = np.arange(b, b + n)
+            if m.blk_early[blks].any():
+                zone.present_early_pages += int(np.count_nonzero(m.blk_early[blks])) * ppb
+            _group_present(m, blks, zone, ppb)
+            _wmark_steps(m, zone, managed0, present0 - v, freed // n, ppb, n)
+            zone.present_pages = present0 + n * ppb
+            m.blk_zone[blks] = zone.zid
+            m.blk_state[blks] = MEM_ONLINE
+            out.extend((int(x), None) for x in blks)
+            b += n
+    return out
+
+
+def offline_blocks(m: "Machine", blocks,
+                   stop_on_error: bool = True) -> list[tuple[int, HotplugError | None]]:
+    """Offline many blocks, in order, with the result of offlining them one by
+    one; runs of consecutive online blocks of one zone whose pages are all free
+    (but their memmap) are done in one pass."""
+    out: list[tuple[int, HotplugError | None]] = []
+    ids = [_check_block(m, b) for b in blocks]
+    ppb = m.pages_per_block
+    for first, count in _runs(ids):
+        b = first
+        while b < first + count:
+            n = 0
+            if m.design == "mainline":
+                while (b + n < first + count and m.blk_state[b + n] == MEM_ONLINE
+                       and not m.blk_early[b + n] and m.blk_zone[b + n] == m.blk_zone[b]
+                       and m.blk_zone[b] >= 0
+                       and m.nr_vmemmap_pages(b + n) == m.nr_vmemmap_pages(b)):
+                    n += 1
+            v = m.nr_vmemmap_pages(b)
+            start = b * ppb
+            clean = n > 1 and m.pages.count(P_BUDDY, start, start + n * ppb) == n * (ppb - v)
+            if not clean:
+                try:
+                    offline_block(m, b)
+                    out.append((b, None))
+                except HotplugError as err:
+                    out.append((b, err))
+                    if stop_on_error:
+                        return out
+                b += 1
+                continue
+            zone = m.zones[int(m.blk_zone[b])]
+            managed0, present0 = zone.managed_pages, zone.present_pages
+            end = start + n * ppb
+            removed = m.pages.offline_blocks(start, n, ppb, v)
+            pps = m.arch.pages_per_section
+            m.sec_flags[start // pps:end // pps] &= ~np.uint8(SECTION_IS_ONLINE)
+            blks = np.arange(b, b + n)
+            _group_present(m, blks, zone, -ppb)
+            _wmark_steps(m, zone, managed0, present0, -(removed // n), -ppb, n)
+            # the span shrinks to the nearest memory still online in the zone,
+            # as n shrink_zone_span() calls would leave it
+            zs, ze = zone.zone_start_pfn, zone.zone_end_pfn
+            if start <= zs and end >= ze:
+                zone.zone_start_pfn = zone.spanned_pages = 0
+            elif start <= zs:
+                shrink_zone_span(m, zone, zs, end)
+            elif end >= ze:
+                shrink_zone_span(m, zone, start, ze)
+            m.blk_zone[blks] = -1
+            m.blk_state[blks] = MEM_OFFLINE
+            out.extend((int(x), None) for x in blks)
+            b += n
+    return out

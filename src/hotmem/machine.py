@@ -35,7 +35,7 @@ P_VMEMMAP, P_RESERVED, P_BUDDY, P_HEAD, P_UNMOVABLE = (
 MIGRATE_UNMOVABLE, MIGRATE_MOVABLE = 0, 1
 MIGRATE_ISOLATE = _core.ISOLATE
 
-DESIGNS = ("mainline",)
+DESIGNS = ("mainline", "rfc2018")
 # sysctl_lowmem_reserve_ratio per zone type (DMA, DMA32, Normal, Movable, Device)
 LOWMEM_RESERVE_RATIO = (256, 256, 32, 0, 0)
 # the simulator's physical address space is capped to keep the reserved
@@ -55,10 +55,23 @@ class MemoryGroup:
     memmap_on_memory: bool
     present_kernel_pages: int = 0
     present_movable_pages: int = 0
-    # rfc2018: the one altmap of the whole request, and the head refcount
+    # rfc2018: the one altmap of the whole request (whole-range accounting:
+    # alloc = vmemmap pages still mapped), the head (first vmemmap pfn) and its
+    # refcount (sections served), nr_sects, the vmemmap pages of the request,
+    # where each section's memmap sits (pfn ranges, one row per section of the
+    # request), the mark_vmemmap_pages() calls, and per block the chunks the
+    # 4.20 online rule freed misaligned and the pfns the PageVmemmap scan read
     rfc_altmap: VmemAltmap | None = None
     rfc_head_refcount: int = 0
     rfc_vmemmap_pages: int = 0
+    rfc_head_pfn: int = -1
+    rfc_nr_sects: int = 0
+    rfc_section_memmap: list[tuple[int, int]] = field(default_factory=list)
+    rfc_flush_log: list[tuple[int, int, int]] = field(default_factory=list)
+    rfc_sections_removed: list[int] = field(default_factory=list)
+    rfc_teardown: list[tuple[int, int]] = field(default_factory=list)
+    rfc_misaligned: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    rfc_scan_pfns: dict[int, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -376,6 +389,13 @@ class Machine:
             return -1
         sub = max((2 * MiB) >> self.arch.page_shift, 1)
         pbo = self.arch.pageblock_order
+        if hasattr(self.pages, "find_zone_pageblock"):
+            pfn = self.pages.find_zone_pageblock(zid, s, e, reverse)
+            if pfn < 0:
+                return -1
+            if not reverse:
+                return max(s, pfn // sub * sub)
+            return min(e, -(-(pfn + (1 << pbo)) // sub) * sub) - 1
         step = 1 << 16  # pageblocks per probe; the answer is usually adjacent
         if not reverse:
             lo = s
@@ -486,6 +506,16 @@ class Machine:
         """Write ``offline`` to memoryN/state."""
         from .hotplug import offline_block
         return offline_block(self, blk)
+
+    def online_blocks(self, blocks, online_type: str = "online", stop_on_error: bool = True):
+        """Online many blocks in order, as one by one; (block, error or None) each."""
+        from .hotplug import online_blocks
+        return online_blocks(self, blocks, online_type, stop_on_error)
+
+    def offline_blocks(self, blocks, stop_on_error: bool = True):
+        """Offline many blocks in order, as one by one; (block, error or None) each."""
+        from .hotplug import offline_blocks
+        return offline_blocks(self, blocks, stop_on_error)
 
     def remove(self, start, size):
         """Hot-remove a range (ACPI eject of a DIMM): try_remove_memory."""

@@ -263,7 +263,7 @@ class RefPageState:
             else:
                 order = min(_get_order(e - pfn), self.max_order)
                 if strategy == FREE_GET_ORDER_ALIGNED:
-                    while pfn & ((1 << order) - 1):
+                    while pfn & ((1 << order) - 1) or pfn + (1 << order) > e:
                         order -= 1
             size = 1 << order
             aligned = pfn & (size - 1) == 0
@@ -282,6 +282,32 @@ class RefPageState:
             freed += size
             pfn += size
         return freed
+
+    def online_blocks(self, start, n, ppb, nr_vmemmap, zid, strategy=FREE_CTZ):
+        freed = 0
+        for b in range(n):
+            s = start + b * ppb
+            self.set_pageblocks(s, s + nr_vmemmap, 0, zid)
+            self.set_pageblocks(s + nr_vmemmap, s + ppb, 1, zid)
+            self.flags[P_VMEMMAP].update(range(s, s + nr_vmemmap))
+            freed += self.free_range(s + nr_vmemmap, s + ppb, strategy)
+        return freed
+
+    def offline_blocks(self, start, n, ppb, nr_vmemmap):
+        removed = 0
+        for b in range(n):
+            s = start + b * ppb
+            removed += self.remove_free_range(s + nr_vmemmap, s + ppb)
+            self.flags[P_VMEMMAP].difference_update(range(s, s + nr_vmemmap))
+        self.release(start, start + n * ppb)
+        return removed
+
+    def find_zone_pageblock(self, zid, s, e, reverse):
+        pbs = range(self._pb(s), (e + (1 << self.pageblock_order) - 1) >> self.pageblock_order)
+        for pb in (reversed(pbs) if reverse else pbs):
+            if self.pb_zone.get(pb, 0) == zid + 1:
+                return pb << self.pageblock_order
+        return -1
 
     def free_pages(self, pfns):
         pfns = [int(p) for p in pfns]

@@ -222,19 +222,15 @@ def run_step(m: Machine, step: Step, on_error: str = "stop") -> StepResult:
             m.remove(a["start"], a["size"])
         elif step.op in ("online", "offline"):
             res.blocks = _block_selector(a["blocks"])(m)
-            for blk in res.blocks:
-                try:
-                    if step.op == "online":
-                        m.online(blk, a.get("type", "online"))
-                    else:
-                        m.offline(blk)
-                    res.outcomes.append((blk, "ok"))
-                except HotplugError as err:
-                    res.outcomes.append((blk, err.errno))
-                    if res.ok:
-                        res.ok, res.errno, res.message = False, err.errno, err.message
-                    if on_error == "stop":
-                        break
+            stop = on_error == "stop"
+            if step.op == "online":
+                done = m.online_blocks(res.blocks, a.get("type", "online"), stop_on_error=stop)
+            else:
+                done = m.offline_blocks(res.blocks, stop_on_error=stop)
+            for blk, err in done:
+                res.outcomes.append((blk, "ok" if err is None else err.errno))
+                if err is not None and res.ok:
+                    res.ok, res.errno, res.message = False, err.errno, err.message
         elif step.op == "alloc":
             m.alloc(a["pages"], kind=a.get("kind", "movable"), zone=a.get("zone"),
                     placement=a.get("placement", "random"), seed=a.get("seed", 0),

@@ -1,0 +1,80 @@
+"""Onlining and offlining many blocks at once ends exactly where one-by-one does."""
+import pytest
+
+from hotmem.invariants import check
+from hotmem.machine import Machine
+
+from conftest import snapshots_equal
+
+DIMM = 0x100000000
+
+
+def run(kernel, seq, batch, backend="fast", boot="2G", prepare=None):
+    m = Machine(arch="x86_64", kernel=kernel, boot_memory=boot, memmap_on_memory="y",
+                backend=backend, max_memory="16G")
+    m.add(DIMM, "2G")
+    if prepare:
+        prepare(m)
+    outcomes = []
+    for op, blocks, arg in seq:
+        if batch:
+            if op == "online":
+                res = m.online_blocks(blocks, arg, stop_on_error=False)
+            else:
+                res = m.offline_blocks(blocks, stop_on_error=False)
+            outcomes += [(b, e.errno if e else "ok") for b, e in res]
+        else:
+            for b in blocks:
+                try:
+                    m.online(b, arg) if op == "online" else m.offline(b)
+                    outcomes.append((b, "ok"))
+                except Exception as e:  # HotplugError
+                    outcomes.append((b, e.errno))
+        check(m)
+    return m, outcomes
+
+
+SEQUENCES = {
+    "movable up and down": [("online", list(range(32, 48)), "online_movable"),
+                            ("offline", list(range(32, 48)), None)],
+    "kernel zone": [("online", list(range(32, 48)), "online_kernel"),
+                    ("offline", list(range(40, 48)) + list(range(32, 40)), None)],
+    "default zone": [("online", list(range(36, 44)), "online"),
+                     ("online", list(range(32, 36)), "online_movable"),
+                     ("online", list(range(44, 48)), "online"),
+                     ("offline", list(range(34, 46)), None)],
+    "holes and repeats": [("online", [32, 33, 35, 36, 37, 33, 40, 41], "online_movable"),
+                          ("offline", [36, 35, 40, 41, 41, 32], None),
+                          ("online", list(range(32, 48)), "online_movable")],
+}
+
+
+@pytest.mark.parametrize("kernel", ["6.12", "6.1"])
+@pytest.mark.parametrize("name", list(SEQUENCES))
+def test_batch_equals_one_by_one(kernel, name):
+    a, ra = run(kernel, SEQUENCES[name], batch=False)
+    b, rb = run(kernel, SEQUENCES[name], batch=True)
+    assert ra == rb
+    assert snapshots_equal(a.snapshot(), b.snapshot()) == []
+    for za, zb in zip(a.zones, b.zones):
+        assert za.span_state() == zb.span_state()
+
+
+def test_batch_with_allocations_falls_back_per_block():
+    def prepare(m):
+        m.online_blocks(range(32, 40), "online")
+        m.alloc(100, kind="unmovable", zone="Normal", placement="lowest")
+        m.alloc(5000, kind="movable", zone="Normal", seed=2)
+    seq = [("offline", list(range(32, 40)), None)]
+    a, ra = run("6.12", seq, batch=False, prepare=prepare)
+    b, rb = run("6.12", seq, batch=True, prepare=prepare)
+    assert ra == rb and ra[0] == (32, "EBUSY")
+    assert snapshots_equal(a.snapshot(), b.snapshot()) == []
+
+
+def test_batch_on_reference_backend():
+    seq = SEQUENCES["default zone"]
+    a, ra = run("6.12", seq, batch=True, backend="fast", boot="256M")
+    b, rb = run("6.12", seq, batch=True, backend="reference", boot="256M")
+    assert ra == rb
+    assert snapshots_equal(a.snapshot(), b.snapshot()) == []
