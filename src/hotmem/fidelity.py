@@ -1,0 +1,731 @@
+"""Fidelity against real kernels: replay a kernel-oracle capture in hotmem and
+compare, step by step, what the kernel showed with what hotmem shows.
+
+    hotmem fidelity [CAPTURE ...] [--json]        (python3 -m hotmem.fidelity)
+
+A capture (``tests/data/oracle/<name>.tar.xz``, made by
+tools/kernel-oracle/capture.py) holds a manifest and, per step, the files the
+guest read: kpageflags of the hot-added range, /proc/{buddyinfo,zoneinfo,
+pagetypeinfo}, /sys/devices/system/memory.  ``<name>.toml`` next to it is the
+same scenario in hotmem's format; a step's ``capture`` key names the capture
+step directory it corresponds to (when several steps name the same directory,
+hotmem is compared after the last of them).
+
+What is compared, per capture step:
+
+* ``outcome``: whether the online / offline / hot-add / hot-remove succeeded and
+  its errno (manifest ``steps[].result``);
+* ``kpageflags``: every pfn of [range_start_pfn, range_end_pfn), value for value.
+  The kernel's file ends at round_up(max_pfn, section); hotmem's view ends at
+  its highest present section.  max_pfn never drops in the kernel, so after a
+  hot-remove the kernel still shows the range: pfns beyond hotmem's end must
+  read NOPAGE there;
+* ``buddyinfo``, ``zoneinfo`` (pages free, spanned, present, managed, start_pfn)
+  and ``pagetypeinfo`` (free blocks per migratetype and order, pageblocks per
+  migratetype) of the zones that hold only hot-added memory: Normal and Movable
+  (the guests have 2 GiB of boot RAM, all below 4 GiB).  The boot zones (DMA,
+  DMA32) come from a real firmware and boot, which hotmem does not replay: only
+  the set of zones each file lists is compared for them;
+* ``state`` and ``valid_zones`` of the hot-added blocks, byte for byte, and
+  ``block_size_bytes``.
+
+Kernel allocations.  A scenario with an ``alloc`` step stands in for the
+kernel's own (slab, page table, seq_file) allocations that land in memory
+onlined to a kernel zone; their exact pfns are not deterministic.  In such a
+capture the MAX_ORDER-aligned chunks of the hot-added range that hold a page
+the kernel allocated, or a page of hotmem's stand-in allocation, are skipped:
+kpageflags is compared exactly outside them, and the rows of the zone holding
+them (buddyinfo, pagetypeinfo, zoneinfo ``pages free``) are compared as "hotmem's
+free blocks outside the skipped chunks, plus something the skipped chunks can
+hold": the kernel's count minus hotmem's count outside must be >= 0 for every
+order and migratetype, and its pages must fit in the skipped chunks
+(pageblock counts: the remainder must be exactly the skipped pageblocks).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tarfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .machine import Machine
+from .scenario import StepResult, loads_scenario, run_scenario
+from .views import sysfs as sysfs_view
+from .views.kpageflags import KPF, decode, kpageflags
+from .views.procfs import buddyinfo, pagetypeinfo, zoneinfo
+
+FILES = ("outcome", "kpageflags", "buddyinfo", "zoneinfo", "pagetypeinfo",
+         "state", "valid_zones", "block_size_bytes")
+HOT_ZONES = ("Normal", "Movable")
+ZONEINFO_FIELDS = ("pages free", "spanned", "present", "managed", "start_pfn")
+NOPAGE = 1 << KPF["NOPAGE"]
+BUDDY = 1 << KPF["BUDDY"]
+# self-hosted memmap pages: PG_reserved + PG_owner_priv_1 (6.1), PG_owner_priv_1 (6.12)
+VMEMMAP_VALUES = (1 << KPF["RESERVED"] | 1 << KPF["OWNER_PRIVATE"], 1 << KPF["OWNER_PRIVATE"])
+
+
+
+def default_dir() -> Path:
+    """tests/data/oracle of the source tree hotmem runs from (an editable
+    install), else of the current directory."""
+    for base in (Path(__file__).resolve().parents[2], Path.cwd()):
+        d = base / "tests" / "data" / "oracle"
+        if d.is_dir():
+            return d
+    return Path.cwd() / "tests" / "data" / "oracle"
+
+
+@dataclass
+class Record:
+    """One comparison: a file of a capture step, hotmem against the kernel."""
+
+    capture: str
+    step: str            # capture step directory, e.g. "09-offline-memory32"
+    file: str            # one of FILES
+    ok: bool
+    detail: str = ""     # the first difference (empty when ok)
+    skipped: str = ""    # what was left out of the comparison, and why
+    note: str = ""       # loose comparisons (boot zones): differences that do not fail
+
+    def line(self) -> str:
+        head = f"{self.capture} {self.step} {self.file}: "
+        return head + ("match" if self.ok else self.detail) + \
+            (f"  [skipped: {self.skipped}]" if self.skipped else "") + \
+            (f"  [note: {self.note}]" if self.note else "")
+
+
+# ---------------------------------------------------------------- capture files
+
+@dataclass
+class Capture:
+    name: str
+    manifest: dict
+    files: dict[str, bytes]
+    toml: str
+    source: str = ""
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Capture":
+        path = Path(path)
+        name = path.name.removesuffix(".tar.xz")
+        files: dict[str, bytes] = {}
+        with tarfile.open(path) as t:
+            for mem in t:
+                if mem.isfile():
+                    rel = mem.name.split("/", 1)[1] if "/" in mem.name else mem.name
+                    files[rel] = t.extractfile(mem).read()
+        manifest = json.loads(files.pop("manifest.json"))
+        toml_path = path.with_name(name + ".toml")
+        return cls(manifest["name"], manifest, files, toml_path.read_text(), str(toml_path))
+
+    def step_file(self, step: str, rel: str) -> bytes | None:
+        return self.files.get(f"steps/{step}/{rel}")
+
+    def text(self, step: str, rel: str) -> str:
+        data = self.step_file(step, rel)
+        return "" if data is None else data.decode()
+
+
+# ---------------------------------------------------------------- parsers
+
+_ROW = re.compile(r"^Node\s+(\d+), zone\s+(\S+)\s+(.*)$")
+_TYPE_ROW = re.compile(r"^Node\s+(\d+), zone\s+(\S+), type\s+(\S+)\s+(.*)$")
+
+
+def _nums(text: str) -> list[int]:
+    # pagetypeinfo prints ">100000" for a list walk stopped at the cap
+    return [int(x.lstrip(">")) for x in text.split()]
+
+
+def parse_buddyinfo(text: str) -> dict[tuple[int, str], list[int]]:
+    out = {}
+    for line in text.splitlines():
+        mo = _ROW.match(line)
+        if mo:
+            out[(int(mo[1]), mo[2])] = _nums(mo[3])
+    return out
+
+
+def parse_pagetypeinfo(text: str) -> tuple[dict, dict]:
+    """({(node, zone, type): counts per order}, {(node, zone): pageblocks per type}),
+    and the type names in column order under key None of the second dict."""
+    free, blocks = {}, {}
+    in_blocks = False
+    for line in text.splitlines():
+        if line.startswith("Number of blocks type"):
+            in_blocks = True
+            blocks[None] = line[len("Number of blocks type"):].split()
+            continue
+        if not in_blocks:
+            mo = _TYPE_ROW.match(line)
+            if mo:
+                free[(int(mo[1]), mo[2], mo[3])] = _nums(mo[4])
+        else:
+            mo = _ROW.match(line)
+            if mo:
+                blocks[(int(mo[1]), mo[2])] = _nums(mo[3])
+    return free, blocks
+
+
+def parse_zoneinfo(text: str) -> dict[tuple[int, str], dict[str, int]]:
+    out: dict[tuple[int, str], dict[str, int]] = {}
+    cur = None
+    for line in text.splitlines():
+        mo = re.match(r"^Node (\d+), zone\s+(\S+)$", line)
+        if mo:
+            cur = out.setdefault((int(mo[1]), mo[2]), {})
+            continue
+        if cur is None:
+            continue
+        s = line.strip()
+        for key in ZONEINFO_FIELDS:
+            if s.startswith(key) and s[len(key):len(key) + 1] in (" ", ":"):
+                val = s[len(key):].lstrip(" :")
+                if val.isdigit() and key not in cur:
+                    cur[key] = int(val)
+    return out
+
+
+# ---------------------------------------------------------------- comparisons
+
+def _kpf(v: int) -> str:
+    names = decode(int(v))
+    return f"{int(v):#x}" + (f" ({','.join(names)})" if names else "")
+
+
+@dataclass
+class Skip:
+    """The chunks of the hot-added range left out because kernel allocations
+    (non-deterministic) or hotmem's stand-in for them occupy pages there."""
+
+    chunk_pages: int
+    chunks: list[int] = field(default_factory=list)   # chunk start pfns
+
+    def mask(self, start: int, n: int) -> np.ndarray:
+        m = np.zeros(n, dtype=bool)
+        for c in self.chunks:
+            lo, hi = max(c - start, 0), min(c + self.chunk_pages - start, n)
+            if hi > lo:
+                m[lo:hi] = True
+        return m
+
+    def contains(self, pfn: int) -> bool:
+        return any(c <= pfn < c + self.chunk_pages for c in self.chunks)
+
+    def describe(self) -> str:
+        if not self.chunks:
+            return ""
+        rng = ", ".join(f"{c:#x}-{c + self.chunk_pages - 1:#x}" for c in self.chunks)
+        return (f"pfns {rng} ({len(self.chunks)} chunk(s) of {self.chunk_pages} pages holding "
+                "kernel allocations or hotmem's stand-in for them)")
+
+
+def _held(values: np.ndarray) -> np.ndarray:
+    """Pages neither free (buddy), absent, nor self-hosted memmap: allocated."""
+    held = (values & BUDDY) == 0
+    held &= (values & NOPAGE) == 0
+    for v in VMEMMAP_VALUES:
+        held &= values != v
+    return held
+
+
+def held_chunks(start: int, values: np.ndarray, chunk: int) -> set[int]:
+    """Start pfns of the chunks of ``values`` (kpageflags from ``start``) that
+    hold an allocated page."""
+    return {int(p) // chunk * chunk for p in start + np.flatnonzero(_held(values))}
+
+
+def kernel_held_chunks(cap: Capture, chunk: int) -> set[int]:
+    """Chunks the kernel's own allocations reach in any step of the capture.
+    Every step is taken, not just the one compared: the guest reads kpageflags
+    first and the /proc files after, and those reads allocate (seq_file
+    buffers), so a step's buddyinfo can already show pages its kpageflags
+    still showed free."""
+    rs = cap.manifest["range_start_pfn"]
+    out: set[int] = set()
+    for st in cap.manifest["steps"]:
+        raw = cap.step_file(st["dir"], "kpageflags") or b""
+        out |= held_chunks(rs, np.frombuffer(raw, dtype="<u8"), chunk)
+    return out
+
+
+def cmp_kpageflags(cap: Capture, step: str, m: Machine, skip: Skip | None) -> tuple[bool, str, str]:
+    rs, re_ = cap.manifest["range_start_pfn"], cap.manifest["range_end_pfn"]
+    raw = cap.step_file(step, "kpageflags")
+    if raw is None:
+        return False, "kernel file missing", ""
+    kern = np.frombuffer(raw, dtype="<u8")
+    hot = kpageflags(m, rs, re_).astype(np.uint64)
+    if len(hot) > len(kern):
+        return (False, f"hotmem reports pfns {rs + len(kern):#x}-{rs + len(hot) - 1:#x} that the "
+                f"kernel file does not cover (kernel file ends at pfn {rs + len(kern):#x}: "
+                "beyond max_pfn)", "")
+    # beyond hotmem's max_pfn the kernel must report NOPAGE (max_pfn never drops)
+    want = np.full(len(kern), NOPAGE, dtype=np.uint64)
+    want[:len(hot)] = hot
+    diff = kern != want
+    skipped = ""
+    if skip is not None and skip.chunks:
+        diff &= ~skip.mask(rs, len(kern))
+        skipped = skip.describe()
+    bad = np.flatnonzero(diff)
+    if not len(bad):
+        return True, "", skipped
+    i = int(bad[0])
+    where = "" if i < len(hot) else " (beyond hotmem's max_pfn: kernel must read NOPAGE)"
+    return (False, f"pfn {rs + i:#x}: kernel {_kpf(kern[i])}, hotmem {_kpf(want[i])}{where}; "
+            f"{len(bad)} pfn(s) differ", skipped)
+
+
+def _zone_free_blocks(m: Machine, zname: str, skip: Skip | None):
+    """hotmem's free blocks of a zone outside the skipped chunks:
+    (per order counts, {migratetype: per order counts})."""
+    from .machine import MIGRATE_ISOLATE
+    from .views.procfs import MIGRATETYPE_COLUMNS
+    orders = m.arch.max_page_order + 1
+    per_order = np.zeros(orders, dtype=np.int64)
+    per_type = {mt: np.zeros(orders, dtype=np.int64) for mt, _ in MIGRATETYPE_COLUMNS}
+    z = m.zone_by_name(zname)
+    if z.is_empty():
+        return per_order, per_type
+    heads, ords = m.pages.free_blocks(z.zone_start_pfn, z.zone_end_pfn)
+    for h, o in zip(heads.tolist(), ords.tolist()):
+        if m.pages.pageblock(h)[2] != z.zid or (skip and skip.contains(h)):
+            continue
+        mt, iso, _ = m.pages.pageblock(h)
+        per_order[o] += 1
+        per_type[MIGRATE_ISOLATE if iso else mt][o] += 1
+    return per_order, per_type
+
+
+def _skip_pages_in_zone(m: Machine, zname: str, skip: Skip) -> int:
+    z = m.zone_by_name(zname)
+    return sum(max(0, min(c + skip.chunk_pages, z.zone_end_pfn) - max(c, z.zone_start_pfn))
+               for c in skip.chunks)
+
+
+def _residual_ok(kern: list[int], out: np.ndarray, room_pages: int) -> str:
+    """'' when kern = out + something that fits in room_pages, else why not."""
+    res = np.array(kern, dtype=np.int64) - out[:len(kern)]
+    neg = np.flatnonzero(res < 0)
+    if len(neg):
+        o = int(neg[0])
+        return (f"order {o}: kernel {kern[o]} < hotmem's {int(out[o])} outside the skipped "
+                "chunks")
+    pages = int((res * (1 << np.arange(len(res), dtype=np.int64))).sum())
+    if pages > room_pages:
+        return f"kernel has {pages} more free pages than the skipped chunks hold ({room_pages})"
+    return ""
+
+
+def _zone_skip(m: Machine, zname: str, skip: Skip | None) -> Skip | None:
+    if skip is None or not skip.chunks:
+        return None
+    return skip if _skip_pages_in_zone(m, zname, skip) else None
+
+
+def cmp_buddyinfo(cap: Capture, step: str, m: Machine, skip: Skip | None):
+    kern = parse_buddyinfo(cap.text(step, "proc/buddyinfo"))
+    hot = parse_buddyinfo(buddyinfo(m))
+    kz, hz = [k[1] for k in kern], [k[1] for k in hot]
+    if kz != hz:
+        return False, f"zones listed: kernel {kz}, hotmem {hz}", ""
+    skipped = []
+    for (nid, zname), row in kern.items():
+        if zname not in HOT_ZONES:
+            continue
+        zs = _zone_skip(m, zname, skip)
+        if zs is None:
+            if row != hot[(nid, zname)]:
+                return False, f"Node {nid} {zname}: kernel {row}, hotmem {hot[(nid, zname)]}", ""
+            continue
+        out, _ = _zone_free_blocks(m, zname, zs)
+        why = _residual_ok(row, out, _skip_pages_in_zone(m, zname, zs))
+        skipped.append(f"{zname}: free blocks in the skipped chunks")
+        if why:
+            return (False, f"Node {nid} {zname} outside the skipped chunks: {why} (kernel {row}, "
+                    f"hotmem outside {out.tolist()})", "; ".join(skipped))
+    return True, "", "; ".join(skipped)
+
+
+def cmp_zoneinfo(cap: Capture, step: str, m: Machine, skip: Skip | None):
+    kern = parse_zoneinfo(cap.text(step, "proc/zoneinfo"))
+    hot = parse_zoneinfo(zoneinfo(m))
+    if list(kern) != list(hot):
+        return False, f"zones: kernel {[k[1] for k in kern]}, hotmem {[k[1] for k in hot]}", ""
+    skipped = ""
+    for key, kf in kern.items():
+        if key[1] not in HOT_ZONES:
+            continue
+        hf = hot[key]
+        zs = _zone_skip(m, key[1], skip)
+        for fld in ZONEINFO_FIELDS:
+            kv, hv = kf.get(fld), hf.get(fld)
+            if fld == "pages free" and zs is not None:
+                out, _ = _zone_free_blocks(m, key[1], zs)
+                free_out = int((out * (1 << np.arange(len(out), dtype=np.int64))).sum())
+                room = _skip_pages_in_zone(m, key[1], zs)
+                skipped = f"{key[1]} pages free in the skipped chunks"
+                if kv is None or not free_out <= kv <= free_out + room:
+                    return (False, f"Node {key[0]} {key[1]} pages free: kernel {kv}, hotmem "
+                            f"{free_out} outside the skipped chunks + up to {room}", skipped)
+                continue
+            if kv != hv:
+                return (False, f"Node {key[0]} {key[1]} {fld}: kernel {kv}, hotmem {hv}"
+                        + (" (not printed)" if kv is None or hv is None else ""), skipped)
+    return True, "", skipped
+
+
+BOOT_LAYOUT_FIELDS = ("spanned", "present", "start_pfn")
+
+
+def boot_zone_note(cap: Capture, step: str, m: Machine) -> str:
+    """Loose comparison of the boot zones: their layout (spanned, present,
+    start_pfn), which firmware's e820 map fixes; their managed and free pages
+    depend on the boot's own allocations and are not compared."""
+    kern = parse_zoneinfo(cap.text(step, "proc/zoneinfo"))
+    hot = parse_zoneinfo(zoneinfo(m))
+    out = []
+    for key, kf in kern.items():
+        if key[1] in HOT_ZONES or key not in hot:
+            continue
+        for fld in BOOT_LAYOUT_FIELDS:
+            if kf.get(fld) != hot[key].get(fld):
+                out.append(f"{key[1]} {fld} kernel {kf.get(fld)} hotmem {hot[key].get(fld)}")
+    return "boot zones (loose): " + ", ".join(out) if out else ""
+
+
+def cmp_pagetypeinfo(cap: Capture, step: str, m: Machine, skip: Skip | None):
+    from .views.procfs import MIGRATETYPE_COLUMNS
+    kfree, kblk = parse_pagetypeinfo(cap.text(step, "proc/pagetypeinfo"))
+    hfree, hblk = parse_pagetypeinfo(pagetypeinfo(m))
+    if kblk.get(None) != hblk.get(None):
+        return False, f"migratetype columns: kernel {kblk.get(None)}, hotmem {hblk.get(None)}", ""
+    kz = sorted({k[1] for k in kfree})
+    hz = sorted({k[1] for k in hfree})
+    if kz != hz:
+        return False, f"zones listed: kernel {kz}, hotmem {hz}", ""
+    names = dict((n, mt) for mt, n in MIGRATETYPE_COLUMNS)
+    skipped = []
+    for key, row in kfree.items():
+        if key[1] not in HOT_ZONES:
+            continue
+        zs = _zone_skip(m, key[1], skip)
+        if zs is None:
+            if row != hfree.get(key):
+                return (False, f"Node {key[0]} {key[1]} {key[2]} free: kernel {row}, hotmem "
+                        f"{hfree.get(key)}", "")
+            continue
+        _, per_type = _zone_free_blocks(m, key[1], zs)
+        why = _residual_ok(row, per_type[names[key[2]]], _skip_pages_in_zone(m, key[1], zs))
+        if why:
+            return (False, f"Node {key[0]} {key[1]} {key[2]} free outside the skipped chunks: "
+                    f"{why}", "free blocks in the skipped chunks")
+    cols = kblk[None]
+    for key, row in kblk.items():
+        if key is None or key[1] not in HOT_ZONES:
+            continue
+        zs = _zone_skip(m, key[1], skip)
+        if zs is None:
+            if row != hblk.get(key):
+                return (False, f"Node {key[0]} {key[1]} pageblocks {cols}: kernel {row}, hotmem "
+                        f"{hblk.get(key)}", "")
+            continue
+        # pageblocks outside the skipped chunks must agree type by type; the
+        # remainder must be exactly the pageblocks of the skipped chunks
+        out = _pageblocks_outside(m, key[1], zs, [names[c] for c in cols])
+        res = np.array(row) - out
+        inside = _skip_pages_in_zone(m, key[1], zs) >> m.arch.pageblock_order
+        skipped.append(f"{key[1]}: free blocks and pageblock types in the skipped chunks")
+        if (res < 0).any() or int(res.sum()) != inside:
+            return (False, f"Node {key[0]} {key[1]} pageblocks {cols}: kernel {row}, hotmem "
+                    f"outside the skipped chunks {out.tolist()} (+{inside} skipped pageblocks)",
+                    "; ".join(skipped))
+    return True, "", "; ".join(dict.fromkeys(skipped))
+
+
+def _pageblocks_outside(m: Machine, zname: str, skip: Skip, types: list[int]) -> np.ndarray:
+    from .machine import MIGRATE_ISOLATE, SECTION_IS_ONLINE
+    z = m.zone_by_name(zname)
+    pbo = m.arch.pageblock_order
+    s, e = z.zone_start_pfn >> pbo << pbo, -(-z.zone_end_pfn >> pbo) << pbo
+    mt, zn = m.pages.pageblock_bytes(s, e)
+    pfns = s + (np.arange(len(mt), dtype=np.int64) << pbo)
+    sec = pfns >> (m.arch.section_size_bits - m.arch.page_shift)
+    ok = (zn == z.zid + 1) & ((m.sec_flags[sec] & SECTION_IS_ONLINE) != 0)
+    ok &= ~np.array([skip.contains(int(p)) for p in pfns], dtype=bool)
+    kinds = np.where(mt & 0x80, MIGRATE_ISOLATE, mt & 7)[ok]
+    return np.array([int(np.count_nonzero(kinds == t)) for t in types], dtype=np.int64)
+
+
+def hot_blocks(cap: Capture) -> range:
+    pages = cap.manifest["block_size_bytes"] >> 12
+    return range(cap.manifest["range_start_pfn"] // pages, cap.manifest["range_end_pfn"] // pages)
+
+
+def cmp_sysfs(cap: Capture, step: str, m: Machine, fname: str):
+    for blk in hot_blocks(cap):
+        kern = cap.step_file(step, f"sys/devices/system/memory/memory{blk}/{fname}")
+        hot = None
+        if blk < m.nr_blocks and m.blk_state[blk]:
+            hot = sysfs_view.block_files(m, blk)[fname].encode()
+        if kern != hot:
+            show = lambda v: "absent" if v is None else repr(v.decode())  # noqa: E731
+            return False, f"memory{blk}/{fname}: kernel {show(kern)}, hotmem {show(hot)}", ""
+    return True, "", ""
+
+
+def cmp_block_size(cap: Capture, step: str, m: Machine):
+    kern = cap.step_file(step, "sys/devices/system/memory/block_size_bytes")
+    hot = sysfs_view.block_size_bytes(m).encode()
+    if kern != hot:
+        return False, f"kernel {kern!r}, hotmem {hot!r}", ""
+    return True, "", ""
+
+
+def _hotmem_outcome(results: list[StepResult], block: int | None) -> tuple[str, str]:
+    for r in results:
+        outcome, msg = r.result, r.message
+        if block is not None and r.outcomes:
+            hit = [o for b, o in r.outcomes if b == block]
+            if hit:
+                outcome = hit[0]
+        if outcome != "ok":
+            return outcome, msg
+    return "ok", ""
+
+
+def cmp_outcome(kstep: dict, results: list[StepResult]):
+    if not results:
+        return True, "", "no hotmem step (state before the first step)"
+    hot, msg = _hotmem_outcome(results, kstep.get("block"))
+    if hot != kstep["result"]:
+        return (False, f"{kstep['op']} {'memory' + str(kstep['block']) if kstep.get('block') is not None else ''}: "
+                f"kernel {kstep['result']}, hotmem {hot}" + (f" ({msg})" if msg else ""), "")
+    return True, "", ""
+
+
+# ---------------------------------------------------------------- driver
+
+def compare_step(cap: Capture, kstep: dict, m: Machine, results: list[StepResult],
+                 kernel_chunks: set[int] | None) -> list[Record]:
+    step = kstep["dir"]
+    recs = []
+
+    def add(fname, res):
+        ok, detail, skipped = res
+        recs.append(Record(cap.name, step, fname, ok, detail, skipped))
+
+    add("outcome", cmp_outcome(kstep, results))
+    skip = None
+    if kernel_chunks is not None:
+        # the kernel's chunks, and those of hotmem's stand-in allocation
+        rs, re_ = cap.manifest["range_start_pfn"], cap.manifest["range_end_pfn"]
+        chunk = 1 << m.arch.max_page_order
+        mine = held_chunks(rs, kpageflags(m, rs, re_).astype(np.uint64), chunk)
+        skip = Skip(chunk, sorted(kernel_chunks | mine))
+    add("kpageflags", cmp_kpageflags(cap, step, m, skip))
+    add("buddyinfo", cmp_buddyinfo(cap, step, m, skip))
+    add("zoneinfo", cmp_zoneinfo(cap, step, m, skip))
+    recs[-1].note = boot_zone_note(cap, step, m)
+    add("pagetypeinfo", cmp_pagetypeinfo(cap, step, m, skip))
+    add("state", cmp_sysfs(cap, step, m, "state"))
+    add("valid_zones", cmp_sysfs(cap, step, m, "valid_zones"))
+    add("block_size_bytes", cmp_block_size(cap, step, m))
+    return recs
+
+
+def check_capture(path: str | Path, scenario_text: str | None = None) -> list[Record]:
+    """Replay one capture in hotmem; a Record per (capture step, file).
+    ``scenario_text`` replaces the capture's .toml (for experiments)."""
+    cap = Capture.load(path)
+    if scenario_text is not None:
+        cap.toml, cap.source = scenario_text, f"<scenario for {cap.name}>"
+    sc = loads_scenario(cap.toml, cap.source)
+    era = str(sc.machine.get("kernel"))
+    if era != cap.manifest["era"]:
+        return [Record(cap.name, "-", f, False, f"scenario kernel {era!r} is not the capture's "
+                       f"era {cap.manifest['era']!r}") for f in FILES]
+    ksteps = {s["dir"]: s for s in cap.manifest["steps"]}
+    last_of: dict[str, int] = {}
+    for st in sc.steps:
+        if st.capture is not None:
+            if st.capture not in ksteps:
+                return [Record(cap.name, st.capture, "outcome", False,
+                               f"{cap.source}: step {st.index} names capture step "
+                               f"{st.capture!r}, which the capture does not have")]
+            last_of[st.capture] = st.index
+    compare_at = {i: d for d, i in last_of.items()}
+    records: list[Record] = []
+    m = sc.build_machine()
+    kernel_chunks = None
+    if any(st.op == "alloc" for st in sc.steps):
+        # the scenario stands in for kernel allocations: skip where they reach
+        kernel_chunks = kernel_held_chunks(cap, 1 << m.arch.max_page_order)
+    # capture steps no scenario step maps to: 00-boot is the machine as built
+    if "00-boot" in ksteps and "00-boot" not in last_of:
+        records += compare_step(cap, ksteps["00-boot"], m, [], kernel_chunks)
+    pending: list[StepResult] = []
+
+    def on_step(mach: Machine, res: StepResult) -> None:
+        nonlocal pending
+        pending.append(res)
+        d = compare_at.get(res.step.index)
+        if res.step.capture is None and not res.ok:
+            # a stand-in step (e.g. the kernel's allocations) must itself succeed
+            records.append(Record(cap.name, f"{res.step.label} (no capture)", "outcome", False,
+                                  f"hotmem {res.result}: {res.message}"))
+        if d is not None:
+            mapped = [r for r in pending if r.step.capture == d]
+            records.extend(compare_step(cap, ksteps[d], mach, mapped, kernel_chunks))
+            pending = []
+
+    run_scenario(sc, machine=m, on_step=on_step)
+    for d in ksteps:
+        if d not in last_of and d != "00-boot":
+            records.append(Record(cap.name, d, "outcome", False,
+                                  "no scenario step maps to this capture step"))
+    return records
+
+
+def summarize(records: list[Record]) -> dict[tuple[str, str], Record | None]:
+    """(capture, file) -> first failing record, or None when every step matched."""
+    out: dict[tuple[str, str], Record | None] = {}
+    for r in records:
+        key = (r.capture, r.file)
+        if key not in out:
+            out[key] = None
+        if not r.ok and out[key] is None:
+            out[key] = r
+    return out
+
+
+def format_report(records: list[Record]) -> str:
+    summ = summarize(records)
+    captures = list(dict.fromkeys(r.capture for r in records))
+    lines = []
+    for cap in captures:
+        lines.append(f"== {cap}")
+        for f in FILES:
+            if (cap, f) not in summ:
+                continue
+            r = summ[(cap, f)]
+            n = sum(1 for x in records if x.capture == cap and x.file == f)
+            bad = sum(1 for x in records if x.capture == cap and x.file == f and not x.ok)
+            skipped = sorted({x.skipped for x in records
+                              if x.capture == cap and x.file == f and x.skipped
+                              and not x.skipped.startswith("no hotmem step")})
+            note = "  (parts skipped: kernel allocations)" if skipped else ""
+            notes = list(dict.fromkeys(x.note for x in records
+                                       if x.capture == cap and x.file == f and x.note))
+            if notes:
+                note += "; " + " | ".join(notes)
+            if r is None:
+                lines.append(f"  {f:<17} match ({n} steps){note}")
+            else:
+                lines.append(f"  {f:<17} DIFF at {r.step} ({bad}/{n} steps differ): {r.detail}")
+    lines.append("")
+    lines.append(format_matrix(records))
+    return "\n".join(lines)
+
+
+def format_matrix(records: list[Record]) -> str:
+    summ = summarize(records)
+    captures = list(dict.fromkeys(r.capture for r in records))
+    short = {"outcome": "outcome", "kpageflags": "kpageflags", "buddyinfo": "buddyinfo",
+             "zoneinfo": "zoneinfo", "pagetypeinfo": "pagetypeinfo", "state": "state",
+             "valid_zones": "valid_zones", "block_size_bytes": "block_size"}
+    w = max(len(c) for c in captures) if captures else 8
+    head = f"{'capture':<{w}} " + " ".join(f"{short[f]:>{len(short[f])}}" for f in FILES)
+    lines = [head]
+    for cap in captures:
+        cells = []
+        for f in FILES:
+            key = (cap, f)
+            if key not in summ:
+                cell = "-"
+            elif summ[key] is None:
+                partial = any(x.skipped and not x.skipped.startswith("no hotmem step")
+                              for x in records if x.capture == cap and x.file == f)
+                cell = "match*" if partial else "match"
+            else:
+                cell = "DIFF"
+            cells.append(f"{cell:>{len(short[f])}}")
+        lines.append(f"{cap:<{w}} " + " ".join(cells))
+    if any("match*" in ln for ln in lines):
+        lines.append("match* = matches outside the chunks holding the kernel's own "
+                     "(non-deterministic) allocations")
+    notes = sorted({r.note for r in records if r.note})
+    if notes:
+        lines.append("loose (not failing): " + " | ".join(notes))
+    return "\n".join(lines)
+
+
+def resolve(names: list[str]) -> list[Path]:
+    if not names:
+        return sorted(default_dir().glob("*.tar.xz"), key=_capture_order)
+    out = []
+    for n in names:
+        p = Path(n)
+        if not p.exists() and not n.endswith(".tar.xz"):
+            p = default_dir() / f"{n}.tar.xz"
+        if not p.exists():
+            raise FileNotFoundError(f"no capture {n!r} (looked for {p})")
+        out.append(p)
+    return out
+
+
+def _capture_order(p: Path):
+    mo = re.match(r"(6\.\d+)-mom(\d)-(\w+)", p.name)
+    if not mo:
+        return (9, p.name)
+    scen = {"movable": 0, "default": 1, "qmp": 2}.get(mo[3], 9)
+    return (scen, tuple(int(x) for x in mo[1].split(".")), int(mo[2]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="hotmem fidelity",
+                                 description="Compare hotmem with real-kernel captures "
+                                 "(tests/data/oracle/*.tar.xz).")
+    ap.add_argument("captures", nargs="*", metavar="CAPTURE",
+                    help="capture .tar.xz files or names (default: every committed capture)")
+    ap.add_argument("--json", action="store_true", help="print every comparison as JSON")
+    args = ap.parse_args(argv)
+    try:
+        paths = resolve(args.captures)
+    except FileNotFoundError as err:
+        print(f"hotmem fidelity: error: {err}", file=sys.stderr)
+        return 2
+    if not paths:
+        print(f"hotmem fidelity: error: no captures in {default_dir()}", file=sys.stderr)
+        return 2
+    records: list[Record] = []
+    for p in paths:
+        records += check_capture(p)
+    try:
+        _print(records, args.json)
+    except BrokenPipeError:
+        return 0
+    return 0 if all(r.ok for r in records) else 1
+
+
+def _print(records: list[Record], as_json: bool) -> None:
+    if as_json:
+        summ = summarize(records)
+        json.dump({"records": [asdict(r) for r in records],
+                   "matrix": {cap: {f: ("match" if summ[(c, f)] is None else summ[(c, f)].detail)
+                                    for (c, f) in summ if c == cap}
+                              for cap in dict.fromkeys(r.capture for r in records)}},
+                  sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(format_report(records))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
