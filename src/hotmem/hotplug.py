@@ -142,6 +142,7 @@ def add_memory(m: "Machine", start=None, size="128M", nid: int = 0,
     secs = slice(spfn // pps, epfn // pps)
     m.sec_flags[secs] = SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP
     m.sec_nid[secs] = nid
+    m.max_pfn_seen = max(m.max_pfn_seen, epfn)
     m.blk_state[blocks] = MEM_OFFLINE
     m.blk_nid[blocks] = nid
     m.blk_group[blocks] = gid

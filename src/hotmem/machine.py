@@ -193,6 +193,7 @@ class Machine:
         self.min_free_kbytes = 0
         self.boot_reserved: list[tuple[int, int, str]] = []
         self._boot()
+        self.max_pfn_seen = self.max_pfn()
 
     # ------------------------------------------------------------------ boot
 
@@ -374,9 +375,15 @@ class Machine:
                     & SECTION_IS_ONLINE)
 
     def max_pfn(self) -> int:
-        """End of the highest present section (the kpageflags file size in pfns)."""
+        """End of the highest present section."""
         present = np.flatnonzero(self.sec_flags & SECTION_MARKED_PRESENT)
         return 0 if not len(present) else int(present[-1] + 1) * self.arch.pages_per_section
+
+    def kpageflags_end(self) -> int:
+        """get_max_dump_pfn(): round_up(max_pfn, PAGES_PER_SECTION).  Hot-add
+        raises max_pfn (x86 update_end_of_memory_vars); nothing lowers it, so a
+        removed range still reads as NOPAGE."""
+        return max(self.max_pfn_seen, self.max_pfn())
 
     def group_of_block(self, blk: int) -> MemoryGroup | None:
         gid = int(self.blk_group[blk])
@@ -488,6 +495,7 @@ class Machine:
                        for g, v in self.groups.items()},
             "memmap_from_buddy": {k: v.copy() for k, v in self.memmap_from_buddy.items()},
             "min_free_kbytes": self.min_free_kbytes,
+            "max_pfn_seen": self.max_pfn_seen,
         }
 
     # ------------------------------------------------------------------ operations
@@ -540,8 +548,8 @@ def boot_ram_ranges(a: Arch, boot_memory: int) -> list[tuple[int, int]]:
     """Present pfn ranges of boot memory as firmware reports them.
 
     x86_64 follows a QEMU pc machine: page 0 and [0x9fc00, 1M) are not RAM, RAM
-    below 4 GiB ends 128 KiB short of 3.5 GiB (or of 3 GiB when there is more
-    than 3.5 GiB), and the rest starts at 4 GiB.  Other arches: one range at the
+    below 4 GiB ends 140 KiB short of the boot memory size, or of 3 GiB when
+    there are 3.5 GiB or more, and the rest starts at 4 GiB.  Other arches: one range at the
     arch's RAM base.
     """
     ps = a.page_shift
@@ -550,7 +558,9 @@ def boot_ram_ranges(a: Arch, boot_memory: int) -> list[tuple[int, int]]:
         return [(s, s + (boot_memory >> ps))]
     lowmem = boot_memory if boot_memory < 0xE0000000 else 0xC0000000
     high = boot_memory - lowmem
-    ranges = [(1, 0x9FC00 >> ps), (0x100000 >> ps, (lowmem - 0x20000) >> ps)]
+    # SeaBIOS (QEMU 7.2) reserves the top 140 KiB of low RAM: a 2 GiB guest's
+    # e820 shows 0x100000-0x7ffdcfff usable (every oracle capture)
+    ranges = [(1, 0x9FC00 >> ps), (0x100000 >> ps, (lowmem - 0x23000) >> ps)]
     if high:
         ranges.append((4 * GiB >> ps, (4 * GiB + high) >> ps))
     return ranges

@@ -50,7 +50,7 @@ def _bits(m: "Machine", plane: int, s: int, e: int) -> np.ndarray:
 
 def kpageflags(m: "Machine", start: int, end: int) -> np.ndarray:
     """KPF values of pfns [start, end) as the era's kernel reports them."""
-    end = min(end, m.max_pfn())
+    end = min(end, m.kpageflags_end())
     if end <= start:
         return np.zeros(0, dtype=np.uint64)
     out = np.empty(end - start, dtype=np.uint64)
@@ -84,9 +84,9 @@ def kpageflags(m: "Machine", start: int, end: int) -> np.ndarray:
 
 
 def write_kpageflags(m: "Machine", fh: BinaryIO, start: int = 0, end: int | None = None) -> int:
-    """Write the kpageflags image of [start, end) (default: every pfn up to the end
-    of the highest present section); returns the bytes written."""
-    end = m.max_pfn() if end is None else end
+    """Write the kpageflags image of [start, end) (default: every pfn the kernel's
+    file covers, see Machine.kpageflags_end); returns the bytes written."""
+    end = m.kpageflags_end() if end is None else end
     n = 0
     for s in range(start, end, CHUNK):
         data = kpageflags(m, s, min(end, s + CHUNK)).astype("<u8").tobytes()
