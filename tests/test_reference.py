@@ -66,7 +66,7 @@ class FastVsReference(RuleBasedStateMachine):
         both(self.a, self.b, lambda m: m.remove(DIMM + slot * BLOCK, BLOCK))
 
     @rule(pages=st.integers(1, 3000), kind=st.sampled_from(["movable", "unmovable"]),
-          placement=st.sampled_from(["lowest", "random"]), seed=st.integers(0, 9),
+          placement=st.sampled_from(["lowest", "random", "kernel"]), seed=st.integers(0, 9),
           zone=st.sampled_from([None, "Normal", "Movable", "DMA32"]))
     def alloc(self, pages, kind, placement, seed, zone):
         both(self.a, self.b, lambda m: m.alloc(pages, kind=kind, zone=zone,

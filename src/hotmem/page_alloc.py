@@ -2,15 +2,19 @@
 unmovable kernel pages), migration targets, and memmap pages for hot-add
 without memmap on memory.
 
-Which free pages an allocation takes is the simulator's choice (the kernel's
-free-list order and per-cpu lists are not modelled): ``lowest`` takes the lowest
-free pfns of each zone in zonelist order, ``random`` spreads the pages uniformly
-(seeded) over the free pages of the zones.  Either way every zone keeps its min
+Which free pages an allocation takes: ``lowest`` takes the lowest free pfns of
+each zone in zonelist order, ``random`` spreads the pages uniformly (seeded) over
+the free pages of the zones, and ``kernel`` follows __rmqueue() for order-0
+pages: the smallest free block of the wanted migratetype first (free lists in
+ascending pfn order, as onlining and expand() leave them; per-cpu lists are not
+modelled), else __rmqueue_fallback(), which steals the largest free block of a
+fallback type and claims its pageblocks for the wanted type.  Either way every zone keeps its min
 watermark plus the lowmem reserve against the allocation's highest zone, as
 ``zone_watermark_ok`` demands.
 """
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,7 +28,11 @@ if TYPE_CHECKING:
     from .zone import Zone
 
 KINDS = ("movable", "unmovable")
-PLACEMENTS = ("lowest", "random")
+PLACEMENTS = ("lowest", "random", "kernel")
+MIGRATE_RECLAIMABLE = 2
+# fallbacks[] of mm/page_alloc.c for the two kinds hotmem allocates
+FALLBACKS = {MIGRATE_UNMOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_MOVABLE),
+             MIGRATE_MOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE)}
 
 
 def zonelist(m: "Machine", nid: int, kind: str) -> list["Zone"]:
@@ -97,6 +105,75 @@ def _claim_pageblocks(m: "Machine", pfns: np.ndarray) -> None:
             m.pages.set_migratetype(s, s + (1 << pbo), MIGRATE_UNMOVABLE)
 
 
+def _kernel_pick(m: "Machine", z: "Zone", n: int, kind: str):
+    """n order-0 allocations of ``kind`` from zone z as __rmqueue() makes them.
+    Returns (pfns, claims): the pages, and the pageblock ranges whose type the
+    fallback steals changed, as (start, end, migratetype)."""
+    want = MIGRATE_UNMOVABLE if kind == "unmovable" else MIGRATE_MOVABLE
+    pbo, maxo = m.arch.pageblock_order, m.arch.max_page_order
+    lists = {mt: [deque() for _ in range(maxo + 1)] for mt in range(4)}
+    where: dict[int, tuple[int, int]] = {}
+    for s, e in zone_runs(m, z):
+        heads, orders = m.pages.free_blocks(s, e)
+        mts, _ = m.pages.pageblock_bytes(s, e)
+        for h, o in zip(heads.tolist(), orders.tolist()):
+            mt = int(mts[(h - s) >> pbo]) & 7
+            lists[mt][o].append(h)
+            where[h] = (mt, o)
+    taken_in: dict[int, int] = {}
+
+    def take(mt: int, o: int) -> int:
+        h = lists[mt][o].popleft()
+        del where[h]
+        for i in range(o - 1, -1, -1):  # expand(): the upper halves go back
+            lists[mt][i].appendleft(h + (1 << i))
+            where[h + (1 << i)] = (mt, i)
+        taken_in[h >> pbo] = taken_in.get(h >> pbo, 0) + 1
+        return h
+
+    def claim(s: int, e: int, old: int) -> None:
+        for h, (mt, o) in list(where.items()):
+            if s <= h < e and mt == old:
+                lists[old][o].remove(h)
+                lists[want][o].append(h)
+                where[h] = (want, o)
+        claims.append((s, e, want))
+
+    out: list[int] = []
+    claims: list[tuple[int, int, int]] = []
+    while len(out) < n:
+        o = next((o for o in range(maxo + 1) if lists[want][o]), None)
+        if o is not None:  # __rmqueue_smallest()
+            out.append(take(want, o))
+            continue
+        found = next(((fmt, o) for o in range(maxo, -1, -1) for fmt in FALLBACKS[want]
+                      if lists[fmt][o]), None)
+        if found is None:
+            break
+        fmt, o = found
+        can_steal = o >= pbo // 2 or want == MIGRATE_UNMOVABLE
+        if not can_steal:
+            # steal and split the smallest block instead (find_smallest)
+            fmt, o = next((f, o2) for o2 in range(maxo + 1) for f in FALLBACKS[want]
+                          if lists[f][o2])
+            out.append(take(fmt, o))
+            continue
+        h = lists[fmt][o][0]
+        if o >= pbo:  # change_pageblock_range(): the whole block changes type
+            claim(h, h + (1 << o), fmt)
+            continue
+        pbs = h >> pbo << pbo
+        free = sum(1 << oo for hh, (mt, oo) in where.items() if pbs <= hh < pbs + (1 << pbo))
+        alike = taken_in.get(h >> pbo, 0)
+        if want == MIGRATE_UNMOVABLE:
+            alike += m.pages.count(P_UNMOVABLE, pbs, pbs + (1 << pbo))
+        if free + alike >= 1 << (pbo - 1):  # try_to_claim_block()
+            claim(pbs, pbs + (1 << pbo), fmt)
+            continue
+        out.append(take(fmt, o))  # a single page; the rest keeps its type
+    return np.array(out, dtype=np.int64), claims
+
+
 def _take(m: "Machine", zones: list["Zone"], n: int, kind: str, placement: str,
           seed: int, highest_zone: int) -> np.ndarray:
     """Take n pages from ``zones`` (caller has checked that they fit)."""
@@ -107,7 +184,12 @@ def _take(m: "Machine", zones: list["Zone"], n: int, kind: str, placement: str,
         k = min(need, usable_free_pages(m, z, highest_zone))
         if k <= 0:
             continue
-        pfns = _pick_pfns(m, zone_runs(m, z), k, placement, rng)
+        if placement == "kernel":
+            pfns, claims = _kernel_pick(m, z, k, kind)
+            for s, e, mt in claims:
+                m.pages.set_migratetype(s, e, mt)
+        else:
+            pfns = _pick_pfns(m, zone_runs(m, z), k, placement, rng)
         got.append(pfns)
         need -= len(pfns)
         if not need:
@@ -116,7 +198,8 @@ def _take(m: "Machine", zones: list["Zone"], n: int, kind: str, placement: str,
     m.pages.take_pages(pfns)
     if kind == "unmovable" and len(pfns):
         _set_runs(m, P_UNMOVABLE, pfns)
-        _claim_pageblocks(m, pfns)
+        if placement != "kernel":
+            _claim_pageblocks(m, pfns)
     return pfns
 
 

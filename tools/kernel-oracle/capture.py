@@ -633,9 +633,10 @@ def scenario_toml(name, era, mom, scen, results=None, stand_in=None):
                         f"# by the kernel (pfns {first:#x}-{last:#x}; the exact pfns and count vary",
                         "# from run to run).  They are what makes the offline of memory32 fail with",
                         "# EBUSY (has_unmovable_pages: \"unmovable page\").  No capture key: the",
-                        "# capture has no step of its own for them."]
+                        "# capture has no step of its own for them.  placement = \"kernel\" takes them",
+                        "# as __rmqueue_fallback() does: the largest free Movable block, claimed."]
                 step(note, op="alloc", zone="Normal", kind="unmovable", pages=pages,
-                     placement="lowest")
+                     placement="kernel")
         elif op == "offline":
             step(op="offline", blocks=[b], capture=d)
         elif op == "hot-add":
