@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import rfc2018
 from .errors import ConfigError
 from .hotplug import offline_precheck
 from .machine import MEM_ONLINE, Machine
@@ -10,7 +11,7 @@ from .report import machine_report, memmap_summary
 from .scenario import Scenario, StepResult, run_scenario
 from .views.procfs import zone_nr_free_pages
 
-DESIGN_NAMES = ("none", "mainline")
+DESIGN_NAMES = ("none", "mainline", "rfc2018")
 
 
 def design_overrides(sc: Scenario, design: str) -> dict:
@@ -21,6 +22,9 @@ def design_overrides(sc: Scenario, design: str) -> dict:
     if design == "mainline":
         return {"memmap_on_memory": mode if str(mode).lower() not in ("n", "0", "false")
                 else "y", "design": "mainline"}
+    if design == "rfc2018":
+        # the RFC is a patch on 4.20: the scenario's kernel does not apply
+        return {"memmap_on_memory": "y", "design": "rfc2018", "kernel": "4.20"}
     raise ConfigError(f"design {design!r} is not one of {', '.join(DESIGN_NAMES)}")
 
 
@@ -33,9 +37,35 @@ def compare(sc: Scenario, designs: list[str]) -> dict[str, tuple[Machine, list[S
 def offlinable_blocks(m: Machine) -> tuple[list[int], list[int]]:
     """Online hot-added blocks that an offline would accept / refuse right now."""
     ok, refused = [], []
+    check = rfc2018.offline_check if m.design == "rfc2018" else offline_precheck
     for blk in np.flatnonzero((m.blk_state == MEM_ONLINE) & ~m.blk_early):
-        (ok if offline_precheck(m, int(blk)) is None else refused).append(int(blk))
+        (ok if check(m, int(blk)) is None else refused).append(int(blk))
     return ok, refused
+
+
+def vmemmap_by_block(m: Machine) -> dict[int, int]:
+    """Self-hosted memmap pages per present hot-added block."""
+    if m.design == "rfc2018":
+        return rfc2018.vmemmap_pages_by_block(m)
+    hot = np.flatnonzero((m.blk_state != 0) & ~m.blk_early & m.blk_altmap)
+    return {int(b): int(m.alt_free[b]) for b in hot if m.alt_free[b]}
+
+
+def where_summary(by_block: dict[int, int], block_pages: int) -> str:
+    """Where the vmemmap pages sit, short: "32:32768 33:8192" or "80x512 own"."""
+    if not by_block:
+        return "-"
+    counts = set(by_block.values())
+    if len(by_block) > 3 and len(counts) == 1:
+        return f"{len(by_block)}x{counts.pop()} own"
+    return " ".join(f"{b}:{n}" for b, n in by_block.items())
+
+
+def dependency_summary(deps: list[dict]) -> str:
+    """Holders -> dependent blocks, short: "32>63 33>16"."""
+    if not deps:
+        return "none"
+    return " ".join(f"{d['holder']}>{len(d['dependents'])}" for d in deps)
 
 
 def metrics(m: Machine) -> dict:
@@ -45,16 +75,30 @@ def metrics(m: Machine) -> dict:
     orders = np.zeros(m.arch.max_page_order + 1, dtype=np.int64)
     for z in m.zones:
         orders += m.pages.nr_free[z.zid].sum(axis=0)
+    by_block = vmemmap_by_block(m)
+    deps = rfc2018.hazards(m) if m.design == "rfc2018" else []
+    holders_online = {d["holder"] for d in deps if d["online_dependents"]}
     return {
-        "self_hosted_vmemmap_pages": mm["self_hosted_vmemmap_pages"],
+        "design": m.design, "kernel": str(m.kernel),
+        "self_hosted_vmemmap_pages": sum(by_block.values()),
+        "vmemmap_pages_by_block": {str(b): n for b, n in by_block.items()},
+        "blocks_all_memmap": [b for b, n in by_block.items() if n == m.pages_per_block],
         "memmap_pages_in_boot_memory": mm["memmap_pages_in_boot_memory"],
-        "hot_zones": {f"{z.nid}/{z.name}": {"present_pages": z.present_pages,
+        "hot_zones": {f"{z.nid}/{z.name}": {"spanned_pages": z.spanned_pages,
+                                           "present_pages": z.present_pages,
                                            "managed_pages": z.managed_pages,
                                            "nr_free_pages": zone_nr_free_pages(m, z)}
                       for z in hot},
+        "hot_present_pages": sum(z.present_pages for z in hot),
+        "hot_managed_pages": sum(z.managed_pages for z in hot),
         "totalram_pages": m.totalram_pages(),
         "free_blocks_per_order": [int(x) for x in orders],
-        "offlinable_blocks": len(ok), "busy_blocks": refused,
+        "offlinable_blocks": len(ok), "offlinable_block_ids": ok, "busy_blocks": refused,
+        "offlinable_holding_foreign_memmap": [b for b in ok if b in holders_online],
+        "cross_block_dependencies": deps,
+        "blocks_with_memmap_elsewhere": sorted({b for d in deps for b in d["dependents"]}),
+        "misaligned_free_blocks": ({str(b): c for b, c in rfc2018.misaligned_chunks(m).items() if c}
+                                   if m.design == "rfc2018" else {}),
     }
 
 
@@ -65,8 +109,7 @@ def compare_report(runs: dict) -> dict:
 
 def format_compare(runs: dict) -> str:
     names = list(runs)
-    w = max(14, *(len(n) + 2 for n in names))
-    out = [f"{'':<36}" + "".join(f"{n:>{w}}" for n in names)]
+    table: list[tuple[str, list]] = []
     steps = max(len(res) for _, res in runs.values())
     for i in range(steps):
         label = None
@@ -79,17 +122,41 @@ def format_compare(runs: dict) -> str:
                 cells.append(r.result)
             else:
                 cells.append("-")
-        out.append(f"{label:<36}" + "".join(f"{c:>{w}}" for c in cells))
+        table.append((label, cells))
     mets = {n: metrics(runs[n][0]) for n in names}
     kb = {n: runs[n][0].arch.page_size >> 10 for n in names}
 
     def row(label, fn):
-        out.append(f"{label:<36}" + "".join(f"{fn(n):>{w}}" for n in names))
+        table.append((label, [fn(n) for n in names]))
     row("memmap on hot-added memory (kB)", lambda n: mets[n]["self_hosted_vmemmap_pages"] * kb[n])
+    row("vmemmap pages (block:pages)", lambda n: where_summary(
+        {int(b): v for b, v in mets[n]["vmemmap_pages_by_block"].items()},
+        runs[n][0].pages_per_block))
+    row("blocks made entirely of memmap", lambda n: len(mets[n]["blocks_all_memmap"]))
     row("memmap in boot memory (kB)", lambda n: mets[n]["memmap_pages_in_boot_memory"] * kb[n])
+    row("hot zones present (pages)", lambda n: mets[n]["hot_present_pages"])
+    row("hot zones managed (pages)", lambda n: mets[n]["hot_managed_pages"])
     row("MemTotal (kB)", lambda n: mets[n]["totalram_pages"] * kb[n])
     row("MemFree (kB)", lambda n: sum(zone_nr_free_pages(runs[n][0], z)
                                        for z in runs[n][0].zones) * kb[n])
     row("online hot blocks offlinable now", lambda n: mets[n]["offlinable_blocks"])
+    row("  of them holding others' memmap", lambda n: len(
+        mets[n]["offlinable_holding_foreign_memmap"]))
+    row("cross-block memmap (holder>blocks)", lambda n: dependency_summary(
+        mets[n]["cross_block_dependencies"]))
+    row("blocks whose memmap is elsewhere", lambda n: len(mets[n]["blocks_with_memmap_elsewhere"]))
+    row("misaligned buddy blocks (online)", lambda n: sum(
+        len(c) for c in mets[n]["misaligned_free_blocks"].values()))
     row("max-order free blocks", lambda n: mets[n]["free_blocks_per_order"][-1])
+    for order in range(max(len(mets[n]["free_blocks_per_order"]) for n in names)):
+        row(f"free blocks of order {order}", lambda n, o=order: (
+            mets[n]["free_blocks_per_order"][o] if o < len(mets[n]["free_blocks_per_order"])
+            else "-"))
+    # columns as wide as the widest cell (at least 14)
+    w = max(14, *(len(n) + 2 for n in names), *(len(str(c)) + 2 for _, cs in table for c in cs))
+    out = [f"{'':<36}" + "".join(f"{n:>{w}}" for n in names)]
+    out += [f"{label:<36}" + "".join(f"{str(c):>{w}}" for c in cells) for label, cells in table]
+    for n in names:
+        for d in mets[n]["cross_block_dependencies"]:
+            out.append(f"{n}: {rfc2018.format_hazard(d)}")
     return "\n".join(out)

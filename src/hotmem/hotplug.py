@@ -106,7 +106,7 @@ def add_memory(m: "Machine", start=None, size="128M", nid: int = 0,
 
     supported, why = m.mode_verdict(size)
     if driver == "direct" and m.memmap_on_memory != "n" and not supported \
-            and m.kernel.explicit_request_fails:
+            and m.design == "mainline" and m.kernel.explicit_request_fails:
         raise HotplugError("EINVAL", f"MHP_MEMMAP_ON_MEMORY requested for [mem {start:#x}-"
                            f"{start + size - 1:#x}] but not supported: {why}")
     if m.design != "mainline":

@@ -88,7 +88,7 @@ class Machine:
     """
 
     def __init__(self, arch: str | Arch = "x86_64", kernel=None, boot_memory="4G",
-                 memmap_on_memory: str = "n", online_policy: str = "contig-zones",
+                 memmap_on_memory: str | None = None, online_policy: str = "contig-zones",
                  auto_movable_ratio: int = 301, auto_online_blocks: str = "offline",
                  design: str = "mainline", block_size=None, nr_nodes: int = 1,
                  movable_node: bool = False, hypervisor: bool = True,
@@ -104,6 +104,9 @@ class Machine:
         if design == "rfc2018" and self.kernel.has_memmap_on_memory:
             raise ConfigError(f"design rfc2018 is a patch on 4.20; kernel {self.kernel} "
                               "has the merged memmap_on_memory (use design = \"mainline\")")
+        if memmap_on_memory is None:
+            # the RFC always asked for MHP_MEMMAP_FROM_RANGE; mainline's default is N
+            memmap_on_memory = "y" if design == "rfc2018" else "n"
         mode = str(memmap_on_memory).lower()
         mode = {"0": "n", "1": "y", "false": "n", "true": "y", "no": "n", "yes": "y"}.get(mode, mode)
         if mode not in MEMMAP_MODES:

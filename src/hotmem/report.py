@@ -110,7 +110,11 @@ def _blocks(ids: list[int]) -> str:
 def memmap_summary(m: "Machine") -> dict:
     """Where the memmap of hot-added memory lives, in pages."""
     hot = np.flatnonzero((m.blk_state != 0) & ~m.blk_early)
-    on_memory = int(m.alt_free[hot].sum())
+    if m.design == "rfc2018":
+        from .rfc2018 import vmemmap_pages_by_block
+        on_memory = sum(vmemmap_pages_by_block(m).values())
+    else:
+        on_memory = int(m.alt_free[hot].sum())
     elsewhere = sum(len(m.memmap_from_buddy.get(int(b), ())) for b in hot)
     return {"hot_added_blocks": len(hot), "self_hosted_vmemmap_pages": on_memory,
             "memmap_pages_in_boot_memory": elsewhere}
