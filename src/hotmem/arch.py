@@ -125,7 +125,9 @@ def _x86_64() -> Arch:
         memmap_on_memory_since=(5, 13), memmap_hook="pmd",
         zones=(ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, ZONE_DEVICE),
         zone_limits=((ZONE_DMA, 16 * MiB), (ZONE_DMA32, 4 * GiB)),
-        max_physmem_bits=46, x86_block_probe=True, pc_layout=True,
+        # MAX_PHYSMEM_BITS is 52 with 5-level paging (Debian's kernels on a
+        # la57 CPU such as QEMU's -cpu max), 46 with 4-level
+        max_physmem_bits=52, x86_block_probe=True, pc_layout=True,
         # nokaslr: the kernel is loaded at LOAD_PHYSICAL_ADDR = 16 MiB; the whole
         # first MiB is reserved ("x86/setup: always reserve the first 1M of RAM")
         kernel_image=(16 * MiB, 48 * MiB), reserve_low=1 * MiB,

@@ -4,6 +4,7 @@
     hotmem compare SCENARIO.toml [--designs none,mainline] [--json]
     hotmem arches [--kernel 6.12] [--json]
     hotmem fidelity [CAPTURE ...] [--json]
+    hotmem bench [--sizes 1G,64G,1T] [--paths ...] [--json]
 """
 from __future__ import annotations
 
@@ -128,6 +129,11 @@ def cmd_arches(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .bench import main as bench_main
+    return bench_main(args.args)
+
+
 def cmd_fidelity(args) -> int:
     from .fidelity import main as fidelity_main
     return fidelity_main(args.captures + (["--json"] if args.json else []))
@@ -154,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--kernel", default="6.12")
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=cmd_arches)
+    b = sub.add_parser("bench", add_help=False,
+                       help="time the hot-path strategies (hotmem bench --help)")
+    b.add_argument("args", nargs=argparse.REMAINDER)
+    b.set_defaults(func=cmd_bench)
     f = sub.add_parser("fidelity", help="compare hotmem with the real-kernel captures")
     f.add_argument("captures", nargs="*", help="capture names or .tar.xz paths (default: all)")
     f.add_argument("--json", action="store_true")
@@ -162,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        # argparse's REMAINDER drops leading options; hand them over untouched
+        from .bench import main as bench_main
+        return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     if getattr(args, "export_each", False) and not args.export:
         print("hotmem: error: --export-each needs --export DIR", file=sys.stderr)
