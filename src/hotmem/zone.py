@@ -112,8 +112,11 @@ def shrink_zone_span(m: "Machine", zone: Zone, start_pfn: int, end_pfn: int) -> 
 
 def nr_free_buffer_pages(zones: list[Zone]) -> int:
     """nr_free_zone_pages(gfp_zone(GFP_USER)): managed above the high watermark."""
-    return sum(max(z.managed_pages - z.wmark_high, 0)
-               for z in zones if z.ztype <= ZONE_NORMAL)
+    n = 0
+    for z in zones:
+        if z.ztype <= ZONE_NORMAL and z.managed_pages > z.wmark_high:
+            n += z.managed_pages - z.wmark_high
+    return n
 
 
 def calculate_min_free_kbytes(zones: list[Zone], page_size: int) -> int:
@@ -125,7 +128,10 @@ def calculate_min_free_kbytes(zones: list[Zone], page_size: int) -> int:
 def recommended_min_free_kbytes(zones: list[Zone], pageblock_nr_pages: int,
                                 page_shift: int) -> int:
     """khugepaged's set_recommended_min_free_kbytes() (THP enabled)."""
-    nr_zones = sum(1 for z in zones if z.populated() and z.ztype <= ZONE_NORMAL)
+    nr_zones = 0
+    for z in zones:
+        if z.present_pages and z.ztype <= ZONE_NORMAL:
+            nr_zones += 1
     rec = pageblock_nr_pages * nr_zones * 2
     rec += pageblock_nr_pages * nr_zones * MIGRATE_PCPTYPES * MIGRATE_PCPTYPES
     rec = min(rec, nr_free_buffer_pages(zones) // 20)
@@ -136,19 +142,23 @@ def setup_per_zone_wmarks(zones: list[Zone], min_free_kbytes: int, page_shift: i
                           movable_like_highmem: bool = True) -> None:
     """__setup_per_zone_wmarks(); ZONE_MOVABLE is treated like highmem from 6.12."""
     pages_min = min_free_kbytes >> (page_shift - 10)
-    excluded = (ZONE_MOVABLE, ZONE_DEVICE) if movable_like_highmem else (ZONE_DEVICE,)
-    lowmem_pages = sum(z.managed_pages for z in zones if z.ztype not in excluded)
+    lowmem_pages = 0
     for z in zones:
-        tmp = pages_min * z.managed_pages // lowmem_pages if lowmem_pages else 0
+        if z.ztype != ZONE_DEVICE and (z.ztype != ZONE_MOVABLE or not movable_like_highmem):
+            lowmem_pages += z.managed_pages
+    for z in zones:
+        managed = z.managed_pages
+        tmp = pages_min * managed // lowmem_pages if lowmem_pages else 0
         if z.ztype == ZONE_MOVABLE and movable_like_highmem:
             # like highmem: a small min that does not depend on lowmem
-            z.wmark_min = min(max(z.managed_pages // 1024, SWAP_CLUSTER_MAX), 128)
+            wmin = min(max(managed // 1024, SWAP_CLUSTER_MAX), 128)
         else:
-            z.wmark_min = tmp
-        tmp = max(tmp >> 2, z.managed_pages * WATERMARK_SCALE_FACTOR // 10000)
-        z.wmark_low = z.wmark_min + tmp
-        z.wmark_high = z.wmark_low + tmp
-        z.wmark_promo = z.wmark_high + tmp
+            wmin = tmp
+        tmp = max(tmp >> 2, managed * WATERMARK_SCALE_FACTOR // 10000)
+        z.wmark_min = wmin
+        z.wmark_low = wmin + tmp
+        z.wmark_high = wmin + 2 * tmp
+        z.wmark_promo = wmin + 3 * tmp
 
 
 # ---------------------------------------------------------------- zone choice
