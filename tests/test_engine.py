@@ -1,5 +1,4 @@
 """Hot-add, online, offline and remove with exact kernel numbers, per arch and era."""
-import numpy as np
 import pytest
 
 from hotmem.errors import ConfigError, HotplugError

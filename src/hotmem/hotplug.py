@@ -127,43 +127,70 @@ def add_memory(m: "Machine", start=None, size="128M", nid: int = 0,
         if m.kernel.explicit_request_fails:
             alt.free = alt.alloc + alt.align
     else:
-        units, unit = _memmap_units(m)
-        why_not = memmap_chunks_needed(m, units * unit * len(blocks), unit, nid)
-        if why_not:
-            raise HotplugError("ENOMEM", f"hot-add of [mem {start:#x}-{start + size - 1:#x}] "
-                               f"failed: {why_not}")
+        check_memmap_room(m, spfn, epfn, nid)
 
     # nothing can fail from here on
-    gid = m._next_gid
-    m._next_gid += 1
-    m.groups[gid] = MemoryGroup(gid, nid, spfn, epfn - spfn, epfn - spfn,
-                                memmap_on_memory=alt is not None)
-    pps = a.pages_per_section
-    secs = slice(spfn // pps, epfn // pps)
-    m.sec_flags[secs] = SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP
-    m.sec_nid[secs] = nid
-    m.max_pfn_seen = max(m.max_pfn_seen, epfn)
-    m.blk_state[blocks] = MEM_OFFLINE
-    m.blk_nid[blocks] = nid
-    m.blk_group[blocks] = gid
-    m.blk_early[blocks] = False
-    m.blk_zone[blocks] = -1
+    g = register_added_range(m, spfn, epfn, nid, memmap_on_memory=alt is not None)
+    blocks = np.arange(spfn // m.pages_per_block, epfn // m.pages_per_block)
     if alt is not None:
         m.blk_altmap[blocks] = True
         m.alt_free[blocks] = alt.free
         m.alt_alloc[blocks] = alt.alloc
         m.alt_align[blocks] = alt.align
     else:
-        units, unit = _memmap_units(m)
-        for blk in blocks:
-            m.memmap_from_buddy[int(blk)] = alloc_memmap(m, units, unit, nid)
-        m.init_per_zone_wmark_min()
+        memmap_from_buddy(m, blocks, nid)
+    return auto_online(m, blocks, g)
+
+
+def check_memmap_room(m: "Machine", spfn: int, epfn: int, nid: int) -> None:
+    """ENOMEM unless the node's online memory can hold the memmap of the range."""
+    units, unit = _memmap_units(m)
+    nblocks = (epfn - spfn) // m.pages_per_block
+    why_not = memmap_chunks_needed(m, units * unit * nblocks, unit, nid)
+    if why_not:
+        raise HotplugError("ENOMEM", f"hot-add of [mem {_addr(m, spfn):#x}-"
+                           f"{_addr(m, epfn) - 1:#x}] failed: {why_not}")
+
+
+def register_added_range(m: "Machine", spfn: int, epfn: int, nid: int,
+                         memmap_on_memory: bool) -> MemoryGroup:
+    """Sections present, memory blocks offline, one static memory group."""
+    gid = m._next_gid
+    m._next_gid += 1
+    g = MemoryGroup(gid, nid, spfn, epfn - spfn, epfn - spfn,
+                    memmap_on_memory=memmap_on_memory)
+    m.groups[gid] = g
+    pps = m.arch.pages_per_section
+    secs = slice(spfn // pps, epfn // pps)
+    m.sec_flags[secs] = SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP
+    m.sec_nid[secs] = nid
+    m.max_pfn_seen = max(m.max_pfn_seen, epfn)
+    blocks = slice(spfn // m.pages_per_block, epfn // m.pages_per_block)
+    m.blk_state[blocks] = MEM_OFFLINE
+    m.blk_nid[blocks] = nid
+    m.blk_group[blocks] = gid
+    m.blk_early[blocks] = False
+    m.blk_zone[blocks] = -1
+    return g
+
+
+def memmap_from_buddy(m: "Machine", blocks, nid: int) -> None:
+    """The memmap of each block from the node's online memory (no altmap)."""
+    units, unit = _memmap_units(m)
+    for blk in blocks:
+        m.memmap_from_buddy[int(blk)] = alloc_memmap(m, units, unit, nid)
+    m.init_per_zone_wmark_min()
+
+
+def auto_online(m: "Machine", blocks, g: MemoryGroup) -> list[int]:
+    """Online new blocks with auto_online_blocks; failures are noted, not retried
+    (the kernel does not retry either).  Returns the block ids."""
     if m.auto_online_blocks != "offline":
         for blk in blocks:
             try:
                 online_block(m, int(blk), m.auto_online_blocks)
-            except HotplugError as err:  # the kernel does not retry either
-                m.groups[gid].notes.append(f"auto-online of memory{int(blk)} failed: {err}")
+            except HotplugError as err:
+                g.notes.append(f"auto-online of memory{int(blk)} failed: {err}")
     return [int(b) for b in blocks]
 
 

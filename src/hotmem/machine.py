@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _core
 from .altmap import MEMMAP_MODES, VmemAltmap, memmap_on_memory_verdict
-from .arch import (GiB, MAX_NR_ZONES, MiB, ZONE_MOVABLE, ZONE_NORMAL, Arch, get_arch)
+from .arch import GiB, MAX_NR_ZONES, MiB, ZONE_NORMAL, Arch, get_arch
 from .errors import ConfigError
 from .kernel import DEFAULT_KERNEL, RFC_KERNEL, Kernel
 from .units import parse_size

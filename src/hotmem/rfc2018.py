@@ -42,13 +42,11 @@ import numpy as np
 from . import _core
 from .altmap import VmemAltmap
 from .errors import HotplugError
-from .hotplug import (_addr, _memmap_units, adjust_present_page_count, move_pfn_range_to_zone,
-                      offline_pages, offline_precheck, online_block as _hotplug_online_block,
-                      online_mem_sections)
+from .hotplug import (_addr, adjust_present_page_count, auto_online, check_memmap_room,
+                      memmap_from_buddy, move_pfn_range_to_zone, offline_pages,
+                      offline_precheck, online_mem_sections, register_added_range)
 from .machine import (MEM_OFFLINE, MEM_ONLINE, MIGRATE_MOVABLE, P_BUDDY, P_HEAD, P_RESERVED,
-                      P_UNMOVABLE, P_VMEMMAP, SECTION_HAS_MEM_MAP, SECTION_MARKED_PRESENT,
-                      STATE_NAMES, MemoryGroup)
-from .page_alloc import alloc_memmap, memmap_chunks_needed
+                      P_UNMOVABLE, P_VMEMMAP, STATE_NAMES, MemoryGroup)
 from .zone import ONLINE_TYPE_NAMES, zone_for_pfn_range
 
 if TYPE_CHECKING:
@@ -152,32 +150,15 @@ def add_memory(m: "Machine", spfn: int, epfn: int, nid: int, supported: bool) ->
     """add_memory_resource() with MHP_MEMMAP_FROM_RANGE (always set by the RFC;
     s390's arch_add_memory clears it, as does memmap_on_memory=n here).
     hotplug.add_memory has done the generic checks."""
-    a = m.arch
     blocks = np.arange(spfn // m.pages_per_block, epfn // m.pages_per_block)
     plan = None
     if supported:
         plan = _populate_range(m, spfn, epfn)
     else:
-        units, unit = _memmap_units(m)
-        why_not = memmap_chunks_needed(m, units * unit * len(blocks), unit, nid)
-        if why_not:
-            raise HotplugError("ENOMEM", f"hot-add of [mem {_addr(m, spfn):#x}-"
-                               f"{_addr(m, epfn) - 1:#x}] failed: {why_not}")
+        check_memmap_room(m, spfn, epfn, nid)
 
     # nothing can fail from here on
-    gid = m._next_gid
-    m._next_gid += 1
-    g = MemoryGroup(gid, nid, spfn, epfn - spfn, epfn - spfn, memmap_on_memory=plan is not None)
-    m.groups[gid] = g
-    pps = a.pages_per_section
-    secs = slice(spfn // pps, epfn // pps)
-    m.sec_flags[secs] = SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP
-    m.sec_nid[secs] = nid
-    m.blk_state[blocks] = MEM_OFFLINE
-    m.blk_nid[blocks] = nid
-    m.blk_group[blocks] = gid
-    m.blk_early[blocks] = False
-    m.blk_zone[blocks] = -1
+    g = register_added_range(m, spfn, epfn, nid, memmap_on_memory=plan is not None)
     if plan is not None:
         # whole-range accounting of the altmap: alloc = vmemmap pages mapped
         g.rfc_altmap = VmemAltmap(base_pfn=spfn, end_pfn=epfn - 1, free=epfn - spfn,
@@ -192,17 +173,8 @@ def add_memory(m: "Machine", spfn: int, epfn: int, nid: int, supported: bool) ->
             m.pages.set(P_VMEMMAP, s, e)
             m.pages.set(P_RESERVED, s, e)
     else:
-        units, unit = _memmap_units(m)
-        for blk in blocks:
-            m.memmap_from_buddy[int(blk)] = alloc_memmap(m, units, unit, nid)
-        m.init_per_zone_wmark_min()
-    if m.auto_online_blocks != "offline":
-        for blk in blocks:
-            try:
-                _hotplug_online_block(m, int(blk), m.auto_online_blocks)
-            except HotplugError as err:
-                g.notes.append(f"auto-online of memory{int(blk)} failed: {err}")
-    return [int(b) for b in blocks]
+        memmap_from_buddy(m, blocks, nid)
+    return auto_online(m, blocks, g)
 
 
 # ---------------------------------------------------------------- online
