@@ -541,6 +541,35 @@ def _batch_zone(m: "Machine", first: int, n: int, online_type: int):
     return None
 
 
+def _many(m: "Machine", blocks, stop_on_error: bool, batchable, do_batch,
+          do_one) -> list[tuple[int, HotplugError | None]]:
+    """Walk the blocks in order.  From each block b the longest run of consecutive
+    ids that ``batchable(b, x)`` accepts goes to ``do_batch(b, n)``, which returns
+    False to decline; anything else goes to ``do_one(b)``."""
+    out: list[tuple[int, HotplugError | None]] = []
+    ids = [_check_block(m, b) for b in blocks]
+    for first, count in _runs(ids):
+        b = first
+        while b < first + count:
+            n = 0
+            if m.design == "mainline":
+                while b + n < first + count and batchable(b, b + n):
+                    n += 1
+            if n > 1 and do_batch(b, n):
+                out.extend((x, None) for x in range(b, b + n))
+                b += n
+                continue
+            try:
+                do_one(b)
+                out.append((b, None))
+            except HotplugError as err:
+                out.append((b, err))
+                if stop_on_error:
+                    return out
+            b += 1
+    return out
+
+
 def online_blocks(m: "Machine", blocks, online_type: str = "online",
                   stop_on_error: bool = True) -> list[tuple[int, HotplugError | None]]:
     """Online many blocks, in order, with the result of onlining them one by one;
@@ -549,50 +578,36 @@ def online_blocks(m: "Machine", blocks, online_type: str = "online",
     if online_type not in ONLINE_TYPES or ONLINE_TYPES[online_type] == MMOP_OFFLINE:
         raise HotplugError("EINVAL", f"'{online_type}' is not an online type "
                            "(online, online_kernel, online_movable)")
-    out: list[tuple[int, HotplugError | None]] = []
-    ids = [_check_block(m, b) for b in blocks]
     from . import _core
     strategy = _core.FREE_STRATEGIES[m.kernel.online_free_strategy]
     ppb = m.pages_per_block
-    for first, count in _runs(ids):
-        b = first
-        while b < first + count:
-            # the longest batchable run from b
-            n = 0
-            if m.design == "mainline":
-                while (b + n < first + count and m.blk_state[b + n] == MEM_OFFLINE
-                       and not m.blk_early[b + n] and m.blk_nid[b + n] == m.blk_nid[b]
-                       and m.nr_vmemmap_pages(b + n) == m.nr_vmemmap_pages(b)):
-                    n += 1
-            zone = _batch_zone(m, b, n, ONLINE_TYPES[online_type]) if n > 1 else None
-            if zone is None:
-                try:
-                    online_block(m, b, online_type)
-                    out.append((b, None))
-                except HotplugError as err:
-                    out.append((b, err))
-                    if stop_on_error:
-                        return out
-                b += 1
-                continue
-            start = b * ppb
-            v = m.nr_vmemmap_pages(b)
-            managed0, present0 = zone.managed_pages, zone.present_pages
-            freed = m.pages.online_blocks(start, n, ppb, v, zone.zid, strategy)
-            zone.resize_range(start, n * ppb)
-            pps = m.arch.pages_per_section
-            m.sec_flags[start // pps:(start + n * ppb) // pps] |= SECTION_IS_ONLINE
-            blks = np.arange(b, b + n)
-            if m.blk_early[blks].any():
-                zone.present_early_pages += int(np.count_nonzero(m.blk_early[blks])) * ppb
-            _group_present(m, blks, zone, ppb)
-            _wmark_steps(m, zone, managed0, present0 - v, freed // n, ppb, n)
-            zone.present_pages = present0 + n * ppb
-            m.blk_zone[blks] = zone.zid
-            m.blk_state[blks] = MEM_ONLINE
-            out.extend((int(x), None) for x in blks)
-            b += n
-    return out
+
+    def batchable(b: int, x: int) -> bool:
+        return (m.blk_state[x] == MEM_OFFLINE and not m.blk_early[x]
+                and m.blk_nid[x] == m.blk_nid[b]
+                and m.nr_vmemmap_pages(x) == m.nr_vmemmap_pages(b))
+
+    def do_batch(b: int, n: int) -> bool:
+        zone = _batch_zone(m, b, n, ONLINE_TYPES[online_type])
+        if zone is None:
+            return False
+        start = b * ppb
+        v = m.nr_vmemmap_pages(b)
+        managed0, present0 = zone.managed_pages, zone.present_pages
+        freed = m.pages.online_blocks(start, n, ppb, v, zone.zid, strategy)
+        zone.resize_range(start, n * ppb)
+        pps = m.arch.pages_per_section
+        m.sec_flags[start // pps:(start + n * ppb) // pps] |= SECTION_IS_ONLINE
+        blks = np.arange(b, b + n)
+        _group_present(m, blks, zone, ppb)
+        _wmark_steps(m, zone, managed0, present0 - v, freed // n, ppb, n)
+        zone.present_pages = present0 + n * ppb
+        m.blk_zone[blks] = zone.zid
+        m.blk_state[blks] = MEM_ONLINE
+        return True
+
+    return _many(m, blocks, stop_on_error, batchable, do_batch,
+                 lambda b: online_block(m, b, online_type))
 
 
 def offline_blocks(m: "Machine", blocks,
@@ -600,52 +615,37 @@ def offline_blocks(m: "Machine", blocks,
     """Offline many blocks, in order, with the result of offlining them one by
     one; runs of consecutive online blocks of one zone whose pages are all free
     (but their memmap) are done in one pass."""
-    out: list[tuple[int, HotplugError | None]] = []
-    ids = [_check_block(m, b) for b in blocks]
     ppb = m.pages_per_block
-    for first, count in _runs(ids):
-        b = first
-        while b < first + count:
-            n = 0
-            if m.design == "mainline":
-                while (b + n < first + count and m.blk_state[b + n] == MEM_ONLINE
-                       and not m.blk_early[b + n] and m.blk_zone[b + n] == m.blk_zone[b]
-                       and m.blk_zone[b] >= 0
-                       and m.nr_vmemmap_pages(b + n) == m.nr_vmemmap_pages(b)):
-                    n += 1
-            v = m.nr_vmemmap_pages(b)
-            start = b * ppb
-            clean = n > 1 and m.pages.count(P_BUDDY, start, start + n * ppb) == n * (ppb - v)
-            if not clean:
-                try:
-                    offline_block(m, b)
-                    out.append((b, None))
-                except HotplugError as err:
-                    out.append((b, err))
-                    if stop_on_error:
-                        return out
-                b += 1
-                continue
-            zone = m.zones[int(m.blk_zone[b])]
-            managed0, present0 = zone.managed_pages, zone.present_pages
-            end = start + n * ppb
-            removed = m.pages.offline_blocks(start, n, ppb, v)
-            pps = m.arch.pages_per_section
-            m.sec_flags[start // pps:end // pps] &= ~np.uint8(SECTION_IS_ONLINE)
-            blks = np.arange(b, b + n)
-            _group_present(m, blks, zone, -ppb)
-            _wmark_steps(m, zone, managed0, present0, -(removed // n), -ppb, n)
-            # the span shrinks to the nearest memory still online in the zone,
-            # as n shrink_zone_span() calls would leave it
-            zs, ze = zone.zone_start_pfn, zone.zone_end_pfn
-            if start <= zs and end >= ze:
-                zone.zone_start_pfn = zone.spanned_pages = 0
-            elif start <= zs:
-                shrink_zone_span(m, zone, zs, end)
-            elif end >= ze:
-                shrink_zone_span(m, zone, start, ze)
-            m.blk_zone[blks] = -1
-            m.blk_state[blks] = MEM_OFFLINE
-            out.extend((int(x), None) for x in blks)
-            b += n
-    return out
+
+    def batchable(b: int, x: int) -> bool:
+        return (m.blk_state[x] == MEM_ONLINE and not m.blk_early[x]
+                and m.blk_zone[b] >= 0 and m.blk_zone[x] == m.blk_zone[b]
+                and m.nr_vmemmap_pages(x) == m.nr_vmemmap_pages(b))
+
+    def do_batch(b: int, n: int) -> bool:
+        v = m.nr_vmemmap_pages(b)
+        start, end = b * ppb, (b + n) * ppb
+        if m.pages.count(P_BUDDY, start, end) != n * (ppb - v):
+            return False  # something is allocated: block by block
+        zone = m.zones[int(m.blk_zone[b])]
+        managed0, present0 = zone.managed_pages, zone.present_pages
+        removed = m.pages.offline_blocks(start, n, ppb, v)
+        pps = m.arch.pages_per_section
+        m.sec_flags[start // pps:end // pps] &= ~np.uint8(SECTION_IS_ONLINE)
+        blks = np.arange(b, b + n)
+        _group_present(m, blks, zone, -ppb)
+        _wmark_steps(m, zone, managed0, present0, -(removed // n), -ppb, n)
+        # the span shrinks to the nearest memory still online in the zone,
+        # as n shrink_zone_span() calls would leave it
+        zs, ze = zone.zone_start_pfn, zone.zone_end_pfn
+        if start <= zs and end >= ze:
+            zone.zone_start_pfn = zone.spanned_pages = 0
+        elif start <= zs:
+            shrink_zone_span(m, zone, zs, end)
+        elif end >= ze:
+            shrink_zone_span(m, zone, start, ze)
+        m.blk_zone[blks] = -1
+        m.blk_state[blks] = MEM_OFFLINE
+        return True
+
+    return _many(m, blocks, stop_on_error, batchable, do_batch, lambda b: offline_block(m, b))
