@@ -304,7 +304,6 @@ class Machine:
     def _boot_reservations(self) -> list[tuple[int, int, str]]:
         a = self.arch
         out = []
-        base = a.ram_base >> a.page_shift
         first = min(s for s, _ in self.boot_ranges)
         if a.reserve_low:
             out.append((first, (a.ram_base + a.reserve_low) >> a.page_shift, "low memory"))
@@ -313,10 +312,8 @@ class Machine:
         out.append((ks, ke, "kernel image"))
         # sparse_init(): the memmap of every present boot section, allocated
         # top-down by memblock from the end of boot memory
-        pps = a.pages_per_section
         nsec = int(np.count_nonzero(self.sec_flags & SECTION_IS_EARLY))
         need = nsec * a.memmap_pages_per_section
-        top = max(e for _, e in self.boot_ranges)
         for s, e in sorted(self.boot_ranges, reverse=True):
             take = min(need, e - s)
             if take:
@@ -326,7 +323,6 @@ class Machine:
                 break
         if need:
             raise ConfigError(f"boot_memory {self.boot_memory:#x} is too small for its own memmap")
-        del base, top, pps
         return out
 
     def _early_zone_for_block(self, start_pfn: int) -> int:
@@ -399,36 +395,12 @@ class Machine:
             return -1
         sub = max((2 * MiB) >> self.arch.page_shift, 1)
         pbo = self.arch.pageblock_order
-        if hasattr(self.pages, "find_zone_pageblock"):
-            pfn = self.pages.find_zone_pageblock(zid, s, e, reverse)
-            if pfn < 0:
-                return -1
-            if not reverse:
-                return max(s, pfn // sub * sub)
-            return min(e, -(-(pfn + (1 << pbo)) // sub) * sub) - 1
-        step = 1 << 16  # pageblocks per probe; the answer is usually adjacent
-        if not reverse:
-            lo = s
-            while lo < e:
-                hi = min(e, lo + (step << pbo))
-                mt, zn = self.pages.pageblock_bytes(lo, hi)
-                hit = np.flatnonzero(zn == zid + 1)
-                if len(hit):
-                    pfn = max(lo, ((lo >> pbo) + int(hit[0])) << pbo)
-                    return pfn // sub * sub if pfn // sub * sub >= s else pfn
-                lo = hi
+        pfn = self.pages.find_zone_pageblock(zid, s, e, reverse)
+        if pfn < 0:
             return -1
-        hi = e
-        while hi > s:
-            lo = max(s, hi - (step << pbo))
-            mt, zn = self.pages.pageblock_bytes(lo, hi)
-            hit = np.flatnonzero(zn == zid + 1)
-            if len(hit):
-                pb_end = ((lo >> pbo) + int(hit[-1]) + 1) << pbo
-                end = min(hi, -(-pb_end // sub) * sub)
-                return end - 1
-            hi = lo
-        return -1
+        if not reverse:
+            return max(s, pfn // sub * sub)
+        return min(e, -(-(pfn + (1 << pbo)) // sub) * sub) - 1
 
     # ------------------------------------------------------------------ accounting
 
