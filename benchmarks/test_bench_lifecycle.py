@@ -41,7 +41,7 @@ def test_lifecycle(benchmark, size, mode):
 
 RSS_CASES = [pytest.param(max(SIZES), None, id=f"rss-{bench.fmt_size(max(SIZES))}")]
 if BIG:
-    RSS_CASES.append(pytest.param(-1, None, id="rss-64T-machine"))
+    RSS_CASES.append(pytest.param(-1, "64T", id="rss-64T-machine"))
 
 
 @pytest.mark.parametrize("size,max_memory", RSS_CASES)

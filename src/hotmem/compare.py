@@ -126,13 +126,19 @@ def format_compare(runs: dict) -> str:
     mets = {n: metrics(runs[n][0]) for n in names}
     kb = {n: runs[n][0].arch.page_size >> 10 for n in names}
 
-    def row(label, fn):
-        table.append((label, [fn(n) for n in names]))
+    # the rows about memmap of one block living in another only say something
+    # when the RFC's whole-range altmap is among the designs
+    rfc = any(runs[n][0].design == "rfc2018" for n in names)
+
+    def row(label, fn, rfc_only=False):
+        if rfc or not rfc_only:
+            table.append((label, [fn(n) for n in names]))
     row("memmap on hot-added memory (kB)", lambda n: mets[n]["self_hosted_vmemmap_pages"] * kb[n])
     row("vmemmap pages (block:pages)", lambda n: where_summary(
         {int(b): v for b, v in mets[n]["vmemmap_pages_by_block"].items()},
-        runs[n][0].pages_per_block))
-    row("blocks made entirely of memmap", lambda n: len(mets[n]["blocks_all_memmap"]))
+        runs[n][0].pages_per_block), rfc_only=True)
+    row("blocks made entirely of memmap", lambda n: len(mets[n]["blocks_all_memmap"]),
+        rfc_only=True)
     row("memmap in boot memory (kB)", lambda n: mets[n]["memmap_pages_in_boot_memory"] * kb[n])
     row("hot zones present (pages)", lambda n: mets[n]["hot_present_pages"])
     row("hot zones managed (pages)", lambda n: mets[n]["hot_managed_pages"])
@@ -141,12 +147,13 @@ def format_compare(runs: dict) -> str:
                                        for z in runs[n][0].zones) * kb[n])
     row("online hot blocks offlinable now", lambda n: mets[n]["offlinable_blocks"])
     row("  of them holding others' memmap", lambda n: len(
-        mets[n]["offlinable_holding_foreign_memmap"]))
+        mets[n]["offlinable_holding_foreign_memmap"]), rfc_only=True)
     row("cross-block memmap (holder>blocks)", lambda n: dependency_summary(
-        mets[n]["cross_block_dependencies"]))
-    row("blocks whose memmap is elsewhere", lambda n: len(mets[n]["blocks_with_memmap_elsewhere"]))
+        mets[n]["cross_block_dependencies"]), rfc_only=True)
+    row("blocks whose memmap is elsewhere", lambda n: len(mets[n]["blocks_with_memmap_elsewhere"]),
+        rfc_only=True)
     row("misaligned buddy blocks (online)", lambda n: sum(
-        len(c) for c in mets[n]["misaligned_free_blocks"].values()))
+        len(c) for c in mets[n]["misaligned_free_blocks"].values()), rfc_only=True)
     row("max-order free blocks", lambda n: mets[n]["free_blocks_per_order"][-1])
     for order in range(max(len(mets[n]["free_blocks_per_order"]) for n in names)):
         row(f"free blocks of order {order}", lambda n, o=order: (
