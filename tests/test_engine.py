@@ -347,3 +347,22 @@ def test_lifecycle_every_arch(machine, arch, kernel, start):
         m.offline(b)
     m.remove(start, size)
     assert z.present_pages == z.managed_pages == z.spanned_pages == 0
+
+
+def test_second_node(machine):
+    m = machine(arch="x86_64", kernel="6.12", boot_memory="2G", memmap_on_memory="y",
+                nr_nodes=2)
+    blocks = m.add(X86_DIMM, "256M", nid=1)
+    assert m.online(blocks[0], "online").nid == 1
+    m.online(blocks[1], "online_movable")
+    from hotmem.views import procfs
+    lines = procfs.buddyinfo(m).splitlines()
+    assert lines[-2].startswith("Node 1, zone   Normal") and lines[-1].startswith("Node 1, zone  Movable")
+    m.alloc(1000, zone="Normal", nid=1, placement="lowest")
+    dma32 = m.zone_by_name("DMA32")
+    free0 = m.zone_free_pages(dma32)
+    m.offline(blocks[0])
+    # migration prefers the other node: the 1000 pages moved to node 0
+    assert free0 - m.zone_free_pages(dma32) == 1000
+    with pytest.raises(HotplugError, match="node 2"):
+        m.add(X86_DIMM + GiB, "128M", nid=2)
