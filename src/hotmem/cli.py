@@ -5,6 +5,7 @@
     hotmem arches [--kernel 6.12] [--json]
     hotmem fidelity [CAPTURE ...] [--json]
     hotmem bench [--sizes 1G,64G,1T] [--paths ...] [--json]
+    hotmem plot [SCENARIO.toml] [--out FILE.png] [--design D]
 """
 from __future__ import annotations
 
@@ -129,6 +130,20 @@ def cmd_arches(args) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    from .views.plot import plot_machine
+    sc = load_scenario(args.scenario) if args.scenario else loads_scenario(
+        default_scenario_text(), "hotmem/scenarios/default.toml")
+    overrides = {}
+    if args.design:
+        from .compare import design_overrides
+        overrides = design_overrides(sc, args.design)
+    m, results = run_scenario(sc, **overrides)
+    plot_machine(m, args.out)
+    print(f"wrote {args.out}")
+    return 1 if _failed(results) else 0
+
+
 def cmd_bench(args) -> int:
     from .bench import main as bench_main
     return bench_main(args.args)
@@ -164,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="time the hot-path strategies (hotmem bench --help)")
     b.add_argument("args", nargs=argparse.REMAINDER)
     b.set_defaults(func=cmd_bench)
+    pl = sub.add_parser("plot", help="draw physical memory and free blocks per order (PNG)")
+    pl.add_argument("scenario", nargs="?", help="scenario TOML file (default: the default job)")
+    pl.add_argument("--out", default="hotmem.png", help="PNG file to write (default hotmem.png)")
+    pl.add_argument("--design", help="run under this design: none, mainline, rfc2018")
+    pl.set_defaults(func=cmd_plot)
     f = sub.add_parser("fidelity", help="compare hotmem with the real-kernel captures")
     f.add_argument("captures", nargs="*", help="capture names or .tar.xz paths (default: all)")
     f.add_argument("--json", action="store_true")
