@@ -700,17 +700,8 @@ cdef class PageState:
             return
         if count_bits(self.planes[P_BUDDY], s, e) != e - s:
             raise ValueError(f"take_range: pfns [{s:#x}, {e:#x}) are not all free")
-        cdef int64_t h
-        cdef int o
         with nogil:
-            self.split_at(s)
-            self.split_at(e)
-            h = find_next_set(self.planes[P_HEAD], s, e)
-            while h < e:
-                o = self.head_order(h)
-                self.del_block(h, o)
-                h = find_next_set(self.planes[P_HEAD], h + 1, e)
-            clear_bits(self.planes[P_BUDDY], s, e)
+            self._remove_free(s, e)
 
     def take_pages(self, int64_t[::1] pfns):
         """take_range() for each run of consecutive pfns in a sorted array."""
