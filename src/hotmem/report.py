@@ -145,4 +145,7 @@ def format_summary(m: "Machine", results: list["StepResult"] | None = None) -> s
     lines.append(f"hot-added blocks: {len(hot)} ({online} online); memmap of hot-added memory: "
                  f"{mm['self_hosted_vmemmap_pages'] * kb} kB on the memory itself, "
                  f"{mm['memmap_pages_in_boot_memory'] * kb} kB in boot memory")
+    if m.design == "rfc2018":
+        from .rfc2018 import format_hazard, hazards
+        lines += [f"cross-block memmap: {format_hazard(h)}" for h in hazards(m)]
     return "\n".join(lines)
