@@ -54,6 +54,8 @@ class Arch:
     # boot-time reservations (memblock): (offset from ram_base, size)
     kernel_image: tuple[int, int] = (2 * MiB, 30 * MiB)
     reserve_low: int = 0
+    # bounce buffers memblock allocates below 4 GiB (SWIOTLB), after the memmap
+    swiotlb: int = 0
     notes: tuple[str, ...] = field(default=())
 
     # ---- derived geometry
@@ -128,9 +130,12 @@ def _x86_64() -> Arch:
         # MAX_PHYSMEM_BITS is 52 with 5-level paging (Debian's kernels on a
         # la57 CPU such as QEMU's -cpu max), 46 with 4-level
         max_physmem_bits=52, x86_block_probe=True, pc_layout=True,
-        # nokaslr: the kernel is loaded at LOAD_PHYSICAL_ADDR = 16 MiB; the whole
-        # first MiB is reserved ("x86/setup: always reserve the first 1M of RAM")
-        kernel_image=(16 * MiB, 48 * MiB), reserve_low=1 * MiB,
+        # nokaslr: the kernel is loaded at LOAD_PHYSICAL_ADDR = 16 MiB; its size
+        # is Debian 6.12's code + rwdata + rodata + bss ("Memory: ..." boot line
+        # of the oracle guests).  The whole first MiB is reserved ("x86/setup:
+        # always reserve the first 1M of RAM"); SWIOTLB takes 64 MiB when
+        # hot-pluggable memory may reach above 4 GiB, as in every oracle guest.
+        kernel_image=(16 * MiB, 35504 * KiB), reserve_low=1 * MiB, swiotlb=64 * MiB,
     )
 
 

@@ -323,6 +323,16 @@ class Machine:
                 break
         if need:
             raise ConfigError(f"boot_memory {self.boot_memory:#x} is too small for its own memmap")
+        if a.swiotlb:
+            # memblock_alloc_low(): top-down below 4 GiB, under what is already taken
+            low = [(s, e) for s, e in self.boot_ranges if e <= (4 * GiB) >> a.page_shift]
+            s, e = max(low)
+            taken = [r for r in out if s <= r[0] < e]
+            top = min([r[0] for r in taken if r[1] == e or r[2] == "boot memmap"] + [e])
+            n = a.swiotlb >> a.page_shift
+            ends = [r[1] for r in out if s <= r[0] < top]
+            if top - n >= max(ends + [s]):   # else the kernel boots without it
+                out.append((top - n, top, "swiotlb"))
         return out
 
     def _early_zone_for_block(self, start_pfn: int) -> int:
