@@ -1,9 +1,11 @@
 """Arch constants, derived values and the memmap-on-memory rules per arch and era."""
 import pytest
 
-from hotmem.altmap import (VmemAltmap, force_waste_pages, memmap_on_memory_verdict,
-                           vmemmap_pages_per_block)
-from hotmem.arch import ARCHES, GiB, MiB, get_arch
+from hotmem.arch import ARCHES, get_arch
+from hotmem.constants import GiB, MiB
+from hotmem.memory_hotplug import mhp_supports_memmap_on_memory as memmap_on_memory_verdict
+from hotmem.memremap import VmemAltmap
+from hotmem.sparse import force_waste_pages, vmemmap_pages_per_block
 from hotmem.errors import ConfigError
 from hotmem.kernel import Kernel
 

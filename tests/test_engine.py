@@ -2,7 +2,7 @@
 import pytest
 
 from hotmem.errors import ConfigError, HotplugError
-from hotmem.machine import MEM_OFFLINE, MEM_ONLINE
+from hotmem.constants import MEM_OFFLINE, MEM_ONLINE
 from hotmem.page_alloc import usable_free_pages
 from hotmem.views.kpageflags import kpageflags
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hotmem import invariants, rfc2018
+from hotmem import invariants
 from hotmem.cli import main as cli_main
 from hotmem.compare import compare, design_overrides, metrics
 from hotmem.errors import HotplugError
-from hotmem.machine import MEM_OFFLINE, MEM_ONLINE, P_RESERVED, P_VMEMMAP, SECTION_IS_ONLINE
+from hotmem.constants import MEM_OFFLINE, MEM_ONLINE, P_RESERVED, P_VMEMMAP, SECTION_IS_ONLINE
 from hotmem.scenario import load_scenario, loads_scenario, run_scenario
 from hotmem.views.kpageflags import decode, kpageflags
 
@@ -74,18 +74,18 @@ def test_10g_add_packs_the_memmap_at_the_start(ten_gib):
     assert blocks == list(range(32, 112))
     assert m.kernel.major == 4 and m.kernel.minor == 20
     [g] = m.groups.values()
-    assert g.rfc_head_pfn == B
-    assert g.rfc_head_refcount == 80
-    assert g.rfc_nr_sects == 1          # one whole section filled with memmap
-    assert g.rfc_vmemmap_pages == 40960
-    alt = g.rfc_altmap
+    assert g.design_state.head_pfn == B
+    assert g.design_state.head_refcount == 80
+    assert g.design_state.nr_sects == 1          # one whole section filled with memmap
+    assert g.design_state.vmemmap_pages == 40960
+    alt = g.design_state.altmap
     assert (alt.base_pfn, alt.free, alt.alloc, alt.align) == (B, 80 * PPB, 40960, 0)
     # section k's memmap is the k-th PMD leaf (512 pages) of the range
-    assert g.rfc_section_memmap == [(B + 512 * k, B + 512 * (k + 1)) for k in range(80)]
+    assert g.design_state.section_memmap == [(B + 512 * k, B + 512 * (k + 1)) for k in range(80)]
     # mark_vmemmap_pages(): base_pfn advances by what each section consumed
-    assert g.rfc_flush_log[0] == (B // PPB, B, 512)
-    assert g.rfc_flush_log[79] == (B // PPB + 79, B + 79 * 512, 512)
-    assert rfc2018.vmemmap_pages_by_block(m) == {32: 32768, 33: 8192}
+    assert g.design_state.flush_log[0] == (B // PPB, B, 512)
+    assert g.design_state.flush_log[79] == (B // PPB + 79, B + 79 * 512, 512)
+    assert m.design.vmemmap_pages_by_block(m) == {32: 32768, 33: 8192}
     # PageVmemmap = the vmemmap plane + PG_reserved, exactly on those pfns
     for plane in (P_VMEMMAP, P_RESERVED):
         assert m.pages.count(plane, B - 64, B + 80 * PPB) == 40960
@@ -103,9 +103,9 @@ def test_auto_online_goes_through_the_rfc_online():
     assert list(m.blk_state[32:34]) == [MEM_ONLINE, MEM_ONLINE]
     g = m.groups[0]
     # 2 sections x 512 memmap pages at the start of memory32
-    assert rfc2018.vmemmap_pages_by_block(m) == {32: 1024}
+    assert m.design.vmemmap_pages_by_block(m) == {32: 1024}
     assert m.zone_by_name("Movable").present_pages == 2 * PPB - 1024
-    assert g.rfc_misaligned == {32: [], 33: []}
+    assert g.design_state.misaligned == {32: [], 33: []}
 
 
 # ---------------------------------------------------------------- online
@@ -134,17 +134,17 @@ def test_10g_online_accounting_and_buddy_orders(ten_gib):
     nf = m.pages.nr_free[mov.zid].sum(axis=0)
     assert nf[10] == 24 + 78 * 32 and nf[:10].sum() == 0
     invariants.check(m)
-    assert rfc2018.misaligned_chunks(m) == {b: [] for b in blocks}
+    assert m.design.misaligned_chunks(m) == {b: [] for b in blocks}
 
 
 def test_online_scan_ranges(ten_gib):
     m, _ = ten_gib
     b33 = B + PPB
-    assert rfc2018.online_ranges(m, B, B + PPB) == ([], 1 + PPB)
+    assert m.design.online_ranges(m, B, B + PPB) == ([], 1 + PPB)
     # the linear scan stops at the first PageVmemmap pfn, then counts 8192 + 1
-    assert rfc2018.online_ranges(m, b33, b33 + PPB) == ([(b33 + 8192, b33 + PPB)], 1 + 8193)
+    assert m.design.online_ranges(m, b33, b33 + PPB) == ([(b33 + 8192, b33 + PPB)], 1 + 8193)
     s = 40 * PPB
-    assert rfc2018.online_ranges(m, s, s + PPB) == ([(s, s + PPB)], PPB)
+    assert m.design.online_ranges(m, s, s + PPB) == ([(s, s + PPB)], PPB)
 
 
 def test_kpageflags_of_rfc_vmemmap_pages(ten_gib):
@@ -165,10 +165,10 @@ def test_misaligned_orders_single_block_420_rule():
     [b] = m.add(hex(GIB4), "128M")
     zone = m.online(b)
     assert zone.name == "Normal"
-    mis = m.groups[0].rfc_misaligned[b]
+    mis = m.groups[0].design_state.misaligned[b]
     # order from the remaining size (32256 pages -> order 10), no alignment check
     assert mis == [(B + 512 + 1024 * k, 10) for k in range(31)]
-    assert rfc2018.misaligned_chunks(m) == {b: mis}
+    assert m.design.misaligned_chunks(m) == {b: mis}
     assert free_blocks(m, B, B + PPB) == mis + [(B + 32256, 9)]
     assert (zone.spanned_pages, zone.present_pages, zone.managed_pages) == (PPB, 32256, 32256)
     nf = m.pages.nr_free[zone.zid].sum(axis=0)
@@ -180,7 +180,7 @@ def test_misaligned_orders_with_the_2019_fix():
     m = rfc(rfc_alignment_fix=True)
     [b] = m.add(hex(GIB4), "128M")
     zone = m.online(b)
-    assert m.groups[0].rfc_misaligned[b] == []
+    assert m.groups[0].design_state.misaligned[b] == []
     assert free_blocks(m, B, B + PPB) == [(B + 512, 9)] + [(B + 1024 * (k + 1), 10)
                                                            for k in range(31)]
     assert (zone.present_pages, zone.managed_pages) == (32256, 32256)
@@ -209,7 +209,7 @@ def test_offline_is_symmetric_and_keeps_the_marking():
     assert set(kpageflags(m, B, B + PPB).tolist()) == {0x100000}
     # online again: same layout, same misaligned chunks
     m.online(b)
-    assert m.groups[0].rfc_misaligned[b] == [(B + 512 + 1024 * k, 10) for k in range(31)]
+    assert m.groups[0].design_state.misaligned[b] == [(B + 512 + 1024 * k, 10) for k in range(31)]
     assert normal.present_pages == 32256
 
 
@@ -221,7 +221,7 @@ def test_offline_of_an_all_memmap_block(ten_gib):
     m.offline(32)        # nothing refuses it (rfc_refuse_hazard is off)
     assert (mov.present_pages, mov.managed_pages) == (present, managed)
     assert mov.zone_start_pfn == B + PPB and mov.spanned_pages == 79 * PPB
-    [h32, h33] = rfc2018.hazards(m)
+    [h32, h33] = m.design.hazards(m)
     assert (h32["holder"], h32["holder_state"], h32["risk"]) == (32, "offline", "realized")
     assert h33["risk"] == "offline"
 
@@ -231,7 +231,7 @@ def test_offline_of_an_all_memmap_block(ten_gib):
 def test_hazard_report(ten_gib):
     m, blocks = ten_gib
     online_all(m, blocks)
-    h32, h33 = rfc2018.hazards(m)
+    h32, h33 = m.design.hazards(m)
     assert h32 == {"holder": 32, "holder_state": "online", "group": 0,
                    "dependents": list(range(33, 96)), "online_dependents": list(range(33, 96)),
                    "vmemmap_pfns": [(B + 512, B + PPB)],
@@ -240,10 +240,10 @@ def test_hazard_report(ten_gib):
                    "dependents": list(range(96, 112)), "online_dependents": list(range(96, 112)),
                    "vmemmap_pfns": [(B + PPB, B + PPB + 8192)],
                    "struct_page_pfns": [(B + 64 * PPB, B + 80 * PPB)], "risk": "offline"}
-    assert rfc2018.dependents(m, 40) == []
+    assert m.design.dependents(m, 40) == []
     m.offline(96)
-    assert rfc2018.hazards(m)[1]["online_dependents"] == list(range(97, 112))
-    assert "memory96..memory111 (15 online)" in rfc2018.format_hazard(rfc2018.hazards(m)[1])
+    assert m.design.hazards(m)[1]["online_dependents"] == list(range(97, 112))
+    assert "memory96..memory111 (15 online)" in m.design.format_hazard(m.design.hazards(m)[1])
 
 
 def test_refuse_offline_leaves_the_machine_unchanged():
@@ -278,19 +278,19 @@ def test_refuse_per_block_remove_of_a_holder():
     assert_same(snap, m.snapshot())
     # a sub-range whose memmap holders go with it is fine
     m.remove(hex(GIB4 + 64 * (128 << 20)), "2G")    # memory96..memory111
-    assert m.groups[0].rfc_head_refcount == 64
+    assert m.groups[0].design_state.head_refcount == 64
     m.remove(hex(GIB4), "8G")
     assert not m.groups and blocks[0] == 32
 
 
 def test_per_block_remove_of_a_holder_without_refusal(ten_gib):
     m, blocks = ten_gib
-    calls = m.remove(hex(GIB4), "128M")
-    assert calls == []                       # 79 references left: nothing unmapped
+    m.remove(hex(GIB4), "128M")
+    assert m.groups[0].design_state.teardown == []   # 79 references left: nothing unmapped
     g = m.groups[0]
-    assert g.rfc_head_refcount == 79
+    assert g.design_state.head_refcount == 79
     assert any("memory33..memory95" in n for n in g.notes)
-    h32 = rfc2018.hazards(m)[0]
+    h32 = m.design.hazards(m)[0]
     assert (h32["holder"], h32["holder_state"], h32["risk"]) == (32, "removed", "realized")
     assert h32["dependents"] == list(range(33, 96))
     assert m.pages.count(P_VMEMMAP, B, B + PPB) == 0    # that memory is gone
@@ -307,11 +307,11 @@ def test_teardown_runs_backwards(ten_gib):
     m.offline(33)
     m.offline(32)
     g = m.groups[0]
-    calls = m.remove(hex(GIB4), "10G")
+    m.remove(hex(GIB4), "10G")
+    calls = g.design_state.teardown
     assert calls == [(B + 512 * k, B + 512 * (k + 1)) for k in range(79, -1, -1)]
     assert calls[0] == (B + 40448, B + 40960) and calls[-1] == (B, B + 512)
-    assert g.rfc_teardown == calls
-    assert g.rfc_head_refcount == 0 and g.rfc_altmap.alloc == 0
+    assert g.design_state.head_refcount == 0 and g.design_state.altmap.alloc == 0
     assert not m.groups
     assert m.pages.count(P_VMEMMAP, 0, m.nr_pfns) == 0
     assert m.pages.count(P_RESERVED, B, B + 80 * PPB) == 0
@@ -321,13 +321,15 @@ def test_teardown_runs_backwards(ten_gib):
 
 def test_teardown_when_the_holder_goes_last(ten_gib):
     m, _ = ten_gib
-    assert m.remove(hex(GIB4 + (128 << 20)), hex(79 * (128 << 20))) == []
     g = m.groups[0]
-    assert g.rfc_head_refcount == 1
+    m.remove(hex(GIB4 + (128 << 20)), hex(79 * (128 << 20)))
+    assert g.design_state.teardown == []
+    assert g.design_state.head_refcount == 1
     # the last reference drops on section 0: only its memmap is unmapped, the
     # memmap of the 79 sections removed before is never torn down
-    assert m.remove(hex(GIB4), "128M") == [(B, B + 512)]
-    assert g.rfc_altmap.alloc == 40960 - 512
+    m.remove(hex(GIB4), "128M")
+    assert g.design_state.teardown == [(B, B + 512)]
+    assert g.design_state.altmap.alloc == 40960 - 512
     assert any("never unmapped" in n for n in g.notes)
 
 
@@ -345,13 +347,13 @@ def test_s390_multiblock_add_falls_back_to_buddy_memmap():
     assert all(int(v.max()) < 0x80000 for v in m.memmap_from_buddy.values())
     assert m.zone_free_pages(dma) == free0 - 4096
     assert m.pages.count(P_VMEMMAP, 0, m.nr_pfns) == 0
-    assert m.groups[0].rfc_head_pfn == -1 and m.groups[0].rfc_altmap is None
+    assert m.groups[0].design_state is None
     online_all(m, blocks)
     mov = m.zone_by_name("Movable")
     assert (mov.spanned_pages, mov.present_pages, mov.managed_pages) == (4 * 65536,) * 3
     s = 8 * 65536
     assert free_blocks(m, s, s + 65536) == [(s + 1024 * k, 10) for k in range(64)]
-    assert rfc2018.hazards(m) == [] and rfc2018.vmemmap_pages_by_block(m) == {}
+    assert m.design.hazards(m) == [] and m.design.vmemmap_pages_by_block(m) == {}
     m.offline(9)
     m.remove("0x90000000", "256M")
     assert 9 not in m.memmap_from_buddy and m.zone_free_pages(dma) == free0 - 3072
@@ -376,7 +378,9 @@ def _small_run(backend):
     m.offline(b)
     invariants.check(m)
     snaps.append(m.snapshot())
-    calls = m.remove(hex(b * (128 << 20)), "128M")
+    g = m.group_of_block(b)
+    m.remove(hex(b * (128 << 20)), "128M")
+    calls = g.design_state.teardown
     invariants.check(m)
     snaps.append(m.snapshot())
     return m, snaps, calls
@@ -389,19 +393,21 @@ def test_fast_engine_matches_the_reference():
     for a, b in zip(fsnaps, rsnaps):
         assert_same(a, b)
     assert fcalls == rcalls == [(36 * PPB, 36 * PPB + 512)]
-    assert fast.groups[0].rfc_misaligned == ref.groups[0].rfc_misaligned
-    assert rfc2018.hazards(fast) == rfc2018.hazards(ref)
-    assert rfc2018.vmemmap_pages_by_block(fast) == {32: 2048}
+    assert fast.groups[0].design_state.misaligned == ref.groups[0].design_state.misaligned
+    assert fast.design.hazards(fast) == ref.design.hazards(ref)
+    assert fast.design.vmemmap_pages_by_block(fast) == {32: 2048}
 
 
 # ---------------------------------------------------------------- compare
 
 def test_design_overrides_drop_the_scenario_kernel():
     sc = loads_scenario('[machine]\narch = "x86_64"\nkernel = "6.12"\nboot_memory = "1G"\n')
-    assert design_overrides(sc, "rfc2018") == {"memmap_on_memory": "y", "design": "rfc2018",
-                                               "kernel": "4.20"}
-    m = sc.build_machine(**design_overrides(sc, "rfc2018"))
-    assert m.design == "rfc2018" and str(m.kernel) == "4.20"
+    over = design_overrides(sc, "rfc2018")
+    assert over["design"].name == "rfc2018"
+    assert {k: v for k, v in over.items() if k != "design"} == {"memmap_on_memory": "y",
+                                                                "kernel": "4.20"}
+    m = sc.build_machine(**over)
+    assert m.design.name == "rfc2018" and str(m.kernel) == "4.20"
 
 
 def test_compare_metrics_10g():

@@ -26,15 +26,6 @@ cdef enum:
     FREE_GET_ORDER_ALIGNED = 2  # the 2019 fix: that order, lowered until pfn is aligned
     FREE_PAGE = 3           # one page at a time (before 2019)
 
-cdef bint test_bit(const uint64_t* w, int64_t i) noexcept nogil
-cdef void set_bits(uint64_t* w, int64_t s, int64_t e) noexcept nogil
-cdef void clear_bits(uint64_t* w, int64_t s, int64_t e) noexcept nogil
-cdef int64_t count_bits(const uint64_t* w, int64_t s, int64_t e) noexcept nogil
-cdef int64_t find_next_set(const uint64_t* w, int64_t s, int64_t e) noexcept nogil
-cdef int64_t find_next_zero(const uint64_t* w, int64_t s, int64_t e) noexcept nogil
-cdef int64_t find_prev_set(const uint64_t* w, int64_t s, int64_t lo) noexcept nogil
-
-
 cdef class PageState:
     cdef uint64_t* planes[NPLANES]
     cdef uint8_t* pb_mt

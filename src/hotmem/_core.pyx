@@ -22,10 +22,10 @@ from libc.string cimport memset
 from posix.mman cimport (mmap, munmap, madvise, PROT_READ, PROT_WRITE, MAP_PRIVATE,
                          MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED, MADV_DONTNEED)
 
-cdef extern from *:
-    int __builtin_ctzll(unsigned long long) nogil
-    int __builtin_clzll(unsigned long long) nogil
-    int __builtin_popcountll(unsigned long long) nogil
+from hotmem._bits cimport (ALL_ONES, __builtin_clzll, __builtin_ctzll, __builtin_popcountll,
+                           clear_bits, count_bits, ctz64,
+                           find_next_set, find_next_zero, find_prev_set, get_order, hi_mask,
+                           lo_mask, set_bits, test_bit)
 
 PLANES = {"vmemmap": P_VMEMMAP, "reserved": P_RESERVED, "buddy": P_BUDDY,
           "head": P_HEAD, "unmovable": P_UNMOVABLE}
@@ -34,121 +34,6 @@ ISOLATE = MIGRATE_ISOLATE
 FREE_STRATEGIES = {"ctz": FREE_CTZ, "get_order": FREE_GET_ORDER,
                    "get_order_aligned": FREE_GET_ORDER_ALIGNED, "page": FREE_PAGE}
 
-DEF ALL = 0xFFFFFFFFFFFFFFFF
-
-
-# ---------------------------------------------------------------- bit helpers
-
-cdef inline bint test_bit(const uint64_t* w, int64_t i) noexcept nogil:
-    return (w[i >> 6] >> (i & 63)) & 1
-
-
-cdef inline uint64_t _lo_mask(int64_t s) noexcept nogil:
-    # bits s&63 .. 63 of a word
-    return (<uint64_t>ALL) << (s & 63)
-
-
-cdef inline uint64_t _hi_mask(int64_t e) noexcept nogil:
-    # bits 0 .. (e-1)&63 of a word (e exclusive, e > 0)
-    return (<uint64_t>ALL) >> (63 - ((e - 1) & 63))
-
-
-cdef void set_bits(uint64_t* w, int64_t s, int64_t e) noexcept nogil:
-    if s >= e:
-        return
-    cdef int64_t ws = s >> 6, we = (e - 1) >> 6
-    if ws == we:
-        w[ws] |= _lo_mask(s) & _hi_mask(e)
-        return
-    w[ws] |= _lo_mask(s)
-    if we > ws + 1:
-        memset(&w[ws + 1], 0xFF, (we - ws - 1) * 8)
-    w[we] |= _hi_mask(e)
-
-
-cdef void clear_bits(uint64_t* w, int64_t s, int64_t e) noexcept nogil:
-    if s >= e:
-        return
-    cdef int64_t ws = s >> 6, we = (e - 1) >> 6
-    if ws == we:
-        w[ws] &= ~(_lo_mask(s) & _hi_mask(e))
-        return
-    w[ws] &= ~_lo_mask(s)
-    if we > ws + 1:
-        memset(&w[ws + 1], 0, (we - ws - 1) * 8)
-    w[we] &= ~_hi_mask(e)
-
-
-cdef int64_t count_bits(const uint64_t* w, int64_t s, int64_t e) noexcept nogil:
-    if s >= e:
-        return 0
-    cdef int64_t ws = s >> 6, we = (e - 1) >> 6, i, n = 0
-    if ws == we:
-        return __builtin_popcountll(w[ws] & _lo_mask(s) & _hi_mask(e))
-    n = __builtin_popcountll(w[ws] & _lo_mask(s))
-    for i in range(ws + 1, we):
-        n += __builtin_popcountll(w[i])
-    n += __builtin_popcountll(w[we] & _hi_mask(e))
-    return n
-
-
-cdef int64_t find_next_set(const uint64_t* w, int64_t s, int64_t e) noexcept nogil:
-    """First set bit in [s, e), or e."""
-    if s >= e:
-        return e
-    cdef int64_t i = s >> 6, last = (e - 1) >> 6, r
-    cdef uint64_t word = w[i] & _lo_mask(s)
-    while True:
-        if word:
-            r = (i << 6) + __builtin_ctzll(word)
-            return r if r < e else e
-        i += 1
-        if i > last:
-            return e
-        word = w[i]
-
-
-cdef int64_t find_next_zero(const uint64_t* w, int64_t s, int64_t e) noexcept nogil:
-    """First clear bit in [s, e), or e."""
-    if s >= e:
-        return e
-    cdef int64_t i = s >> 6, last = (e - 1) >> 6, r
-    cdef uint64_t word = ~w[i] & _lo_mask(s)
-    while True:
-        if word:
-            r = (i << 6) + __builtin_ctzll(word)
-            return r if r < e else e
-        i += 1
-        if i > last:
-            return e
-        word = ~w[i]
-
-
-cdef int64_t find_prev_set(const uint64_t* w, int64_t s, int64_t lo) noexcept nogil:
-    """Last set bit in [lo, s], or -1."""
-    if s < lo:
-        return -1
-    cdef int64_t i = s >> 6, lw = lo >> 6, r
-    cdef uint64_t word = w[i] & ((<uint64_t>ALL) >> (63 - (s & 63)))
-    while True:
-        if word:
-            r = (i << 6) + 63 - __builtin_clzll(word)
-            return r if r >= lo else -1
-        if i <= lw:
-            return -1
-        i -= 1
-        word = w[i]
-
-
-cdef inline int _ctz(int64_t x) noexcept nogil:
-    return 63 if x == 0 else __builtin_ctzll(<uint64_t>x)
-
-
-cdef inline int _get_order(int64_t nr_pages) noexcept nogil:
-    # the kernel's get_order() on a byte size, expressed in pages: ceil(log2(n))
-    if nr_pages <= 1:
-        return 0
-    return 64 - __builtin_clzll(<uint64_t>(nr_pages - 1))
 
 
 cdef void* _map(size_t nbytes) except NULL:
@@ -429,7 +314,7 @@ cdef class PageState:
         if h + 1 < limit:
             i = (h + 1) >> 6
             last = (limit - 1) >> 6
-            word = (self.planes[P_HEAD][i] | ~self.planes[P_BUDDY][i]) & _lo_mask(h + 1)
+            word = (self.planes[P_HEAD][i] | ~self.planes[P_BUDDY][i]) & lo_mask(h + 1)
             while True:
                 if word:
                     q = (i << 6) + __builtin_ctzll(word)
@@ -495,7 +380,7 @@ cdef class PageState:
         # add [s, e) as the largest naturally aligned blocks, without merging
         cdef int o
         while s < e:
-            o = _ctz(s)
+            o = ctz64(s)
             if o > self.max_order:
                 o = self.max_order
             while s + (<int64_t>1 << o) > e:
@@ -543,13 +428,13 @@ cdef class PageState:
             if strategy == FREE_PAGE:
                 order = 0
             elif strategy == FREE_CTZ:
-                order = _ctz(pfn)
+                order = ctz64(pfn)
                 if order > self.max_order:
                     order = self.max_order
                 while pfn + (<int64_t>1 << order) > e:
                     order -= 1
             else:
-                order = _get_order(e - pfn)
+                order = get_order(e - pfn)
                 if order > self.max_order:
                     order = self.max_order
                 while pfn & ((<int64_t>1 << order) - 1):
@@ -575,7 +460,7 @@ cdef class PageState:
             return freed
         while pfn < e:
             # 4.20 online_pages_blocks(): the order from the remaining size only
-            order = _get_order(e - pfn)
+            order = get_order(e - pfn)
             if order > self.max_order:
                 order = self.max_order
             size = <int64_t>1 << order
@@ -684,7 +569,7 @@ cdef class PageState:
                 clear_bits(self.planes[P_UNMOVABLE], s, e)
                 pfn = s
                 while pfn < e:
-                    order = _ctz(pfn)
+                    order = ctz64(pfn)
                     if order > self.max_order:
                         order = self.max_order
                     while pfn + (<int64_t>1 << order) > e:
@@ -760,9 +645,9 @@ cdef class PageState:
                 if not movable_zone:
                     word |= U[i]
                 if i == s >> 6:
-                    word &= _lo_mask(s)
+                    word &= lo_mask(s)
                 if i == last:
-                    word &= _hi_mask(e)
+                    word &= hi_mask(e)
                 if word:
                     r = (i << 6) + __builtin_ctzll(word)
                     break
@@ -785,9 +670,9 @@ cdef class PageState:
                 if skip_vmemmap:
                     word &= ~V[i]
                 if i == s >> 6:
-                    word &= _lo_mask(s)
+                    word &= lo_mask(s)
                 if i == last:
-                    word &= _hi_mask(e)
+                    word &= hi_mask(e)
                 if word:
                     r = (i << 6) + __builtin_ctzll(word)
                     break
@@ -822,9 +707,9 @@ cdef class PageState:
                 word = ~(self.planes[P_VMEMMAP][i] | self.planes[P_RESERVED][i] |
                          self.planes[P_BUDDY][i] | self.planes[P_UNMOVABLE][i])
             if i == s >> 6:
-                word &= _lo_mask(s)
+                word &= lo_mask(s)
             if i == last:
-                word &= _hi_mask(e)
+                word &= hi_mask(e)
             base = i << 6
             while word:
                 if n == cap:
@@ -873,9 +758,9 @@ cdef class PageState:
             while i <= last and k < n:
                 word = self.planes[P_BUDDY][i]
                 if i == s >> 6:
-                    word &= _lo_mask(s)
+                    word &= lo_mask(s)
                 if i == last:
-                    word &= _hi_mask(e)
+                    word &= hi_mask(e)
                 c = __builtin_popcountll(word)
                 while k < n and ranks[k] < seen + c:
                     # the (ranks[k] - seen)-th set bit of this word

@@ -3,6 +3,8 @@
 import numpy as np
 import numpy.typing as npt
 
+from ._core import PageState
+
 def vmemmap_per_page(vmemmap: npt.NDArray[np.uint64],  # const uint64_t[::1]
                      nr_sections: int, pages_per_section: int,
                      out: npt.NDArray[np.int64]) -> None: ...  # int64_t[::1]
@@ -29,4 +31,11 @@ def first_not_free_per_page(buddy: npt.NDArray[np.uint64], vmemmap: npt.NDArray[
                             s: int, e: int, skip_vmemmap: bool) -> int: ...
 def first_not_free_wordwise(buddy: npt.NDArray[np.uint64], vmemmap: npt.NDArray[np.uint64],
                             s: int, e: int, skip_vmemmap: bool) -> int: ...
+def vmemmap_live(pages: PageState, strategy: str, start_pfn: int, nr_sections: int,
+                 pages_per_section: int, out: npt.NDArray[np.int64]) -> None: ...
+def has_unmovable_live(pages: PageState, s: int, e: int, movable_zone: bool,
+                       skip_vmemmap: bool, per_page: bool) -> int: ...
+def first_not_free_live(pages: PageState, s: int, e: int, skip_vmemmap: bool,
+                        per_page: bool) -> int: ...
+def popcnt_instruction() -> bool: ...
 def read_words(words: npt.NDArray[np.uint64]) -> int: ...  # uint64_t

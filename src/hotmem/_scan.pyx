@@ -1,17 +1,21 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Scan-strategy kernels: the same questions answered page by page and word by word.
 
-Every kernel reads plain arrays (copies of ``PageState`` bit-planes, or per-section /
-per-block counters), so the strategies can be timed side by side on identical
-input.  Pfns are relative to the first word of the arrays; callers in
-``hotmem.strategies`` translate.  The policy-free Python API and the pure-Python
-references live in ``hotmem.strategies``.
+Each kernel is a nogil loop over plane words.  The ``*_live`` entry points run
+it on a machine's live ``PageState`` planes (cimported, no copy); the others
+on plain arrays (copies of planes, or per-section / per-block counters), so
+the strategies can be timed side by side on identical input, and the
+pure-Python reference backend can be scanned too.  Pfns of the array entry
+points are relative to the first word of the arrays; callers in
+``hotmem.strategies`` translate.
 """
 from libc.stdint cimport uint64_t, int64_t, int32_t
 
+from hotmem._bits cimport ALL_ONES, hi_mask, lo_mask, test_bit
+from hotmem._core cimport P_BUDDY, P_RESERVED, P_UNMOVABLE, P_VMEMMAP, PageState
+
 cdef extern from *:
     """
-    #define HOTMEM_SCAN_ALL 0xFFFFFFFFFFFFFFFFULL
     /* Popcount of n words.  Built without -march, __builtin_popcountll is a
        dozen-instruction bit trick (6x slower than a streaming read on the dev
        machine); a second copy compiled for the POPCNT instruction is picked at
@@ -44,19 +48,10 @@ cdef extern from *:
     }
     #endif
     """
-    uint64_t ALL "HOTMEM_SCAN_ALL"
     int64_t popcount_words "hm_popcount_words"(const uint64_t* w, int64_t n) nogil
     int have_popcnt "hm_have_popcnt"
     int __builtin_ctzll(unsigned long long) nogil
     int __builtin_popcountll(unsigned long long) nogil
-
-
-cdef inline uint64_t _lo_mask(int64_t s) noexcept nogil:
-    return (<uint64_t>ALL) << (s & 63)
-
-
-cdef inline uint64_t _hi_mask(int64_t e) noexcept nogil:
-    return (<uint64_t>ALL) >> (63 - ((e - 1) & 63))
 
 
 cdef void _check_range(object words, int64_t s, int64_t e) except *:
@@ -66,41 +61,83 @@ cdef void _check_range(object words, int64_t s, int64_t e) except *:
 
 # ---------------------------------------------------------------- vmemmap per section
 
+cdef void _vmemmap_per_page(const uint64_t* V, int64_t nr_sections, int64_t pps,
+                            int64_t* out) noexcept nogil:
+    cdef int64_t sec, pfn, base, n
+    for sec in range(nr_sections):
+        base = sec * pps
+        n = 0
+        for pfn in range(base, base + pps):
+            if test_bit(V, pfn):
+                n += 1
+        out[sec] = n
+
+
+cdef void _vmemmap_wordwise(const uint64_t* V, int64_t nr_sections, int64_t pps,
+                            int64_t* out) noexcept nogil:
+    cdef int64_t sec, wps = pps >> 6
+    for sec in range(nr_sections):
+        out[sec] = popcount_words(V + sec * wps, wps)
+
+
+cdef void _vmemmap_prefix(const uint64_t* V, int64_t nr_sections, int64_t pps,
+                          int64_t* out) noexcept nogil:
+    cdef int64_t sec, i, base, end, wps = pps >> 6
+    for sec in range(nr_sections):
+        base = sec * wps
+        end = base + wps
+        i = base
+        while i < end and V[i] == ALL_ONES:
+            i += 1
+        if i == end:
+            out[sec] = pps
+        else:
+            out[sec] = ((i - base) << 6) + __builtin_ctzll(~V[i])
+
+
+cdef int _vmemmap_kernel(const uint64_t* V, int which, int64_t nr_sections, int64_t pps,
+                         int64_t* out) noexcept nogil:
+    if which == 0:
+        _vmemmap_per_page(V, nr_sections, pps, out)
+    elif which == 1:
+        _vmemmap_wordwise(V, nr_sections, pps, out)
+    else:
+        _vmemmap_prefix(V, nr_sections, pps, out)
+    return 0
+
+
+cdef void _check_sections(str name, int which, int64_t nr_words, int64_t nr_sections,
+                          int64_t pps, int64_t nr_out) except *:
+    if which and pps & 63:
+        raise ValueError(f"{name}: pages_per_section must be a multiple of 64")
+    if nr_sections * pps > 64 * nr_words or nr_out < nr_sections:
+        raise IndexError(f"{name}: arrays shorter than the sections asked for")
+
+
 def vmemmap_per_page(const uint64_t[::1] vmemmap, int64_t nr_sections,
                      int64_t pages_per_section, int64_t[::1] out):
     """The RFC's loop: test PageVmemmap on every pfn of every section and count.
 
     ``out[k]`` gets the vmemmap pages of section k (which, hotplug keeps it so,
     are the first pages of the section)."""
-    if nr_sections * pages_per_section > 64 * vmemmap.shape[0] or out.shape[0] < nr_sections:
-        raise IndexError("vmemmap_per_page: arrays shorter than the sections asked for")
-    cdef int64_t sec, pfn, base, n
-    cdef const uint64_t* V = &vmemmap[0] if vmemmap.shape[0] else NULL
+    _check_sections("vmemmap_per_page", 0, vmemmap.shape[0], nr_sections,
+                    pages_per_section, out.shape[0])
+    if nr_sections <= 0:
+        return
     with nogil:
-        for sec in range(nr_sections):
-            base = sec * pages_per_section
-            n = 0
-            for pfn in range(base, base + pages_per_section):
-                if page_test(V, pfn):
-                    n += 1
-            out[sec] = n
+        _vmemmap_per_page(&vmemmap[0], nr_sections, pages_per_section, &out[0])
 
 
 def vmemmap_wordwise(const uint64_t[::1] vmemmap, int64_t nr_sections,
                      int64_t pages_per_section, int64_t[::1] out):
     """The same count, 64 pages per load: popcount over every word of every section
     (it still looks at every page, so it answers what the RFC's loop answers)."""
-    if pages_per_section & 63:
-        raise ValueError("vmemmap_wordwise: pages_per_section must be a multiple of 64")
-    if nr_sections * pages_per_section > 64 * vmemmap.shape[0] or out.shape[0] < nr_sections:
-        raise IndexError("vmemmap_wordwise: arrays shorter than the sections asked for")
-    cdef int64_t sec, wps = pages_per_section >> 6
+    _check_sections("vmemmap_wordwise", 1, vmemmap.shape[0], nr_sections,
+                    pages_per_section, out.shape[0])
     if nr_sections <= 0:
         return
-    cdef const uint64_t* V = &vmemmap[0]
     with nogil:
-        for sec in range(nr_sections):
-            out[sec] = popcount_words(V + sec * wps, wps)
+        _vmemmap_wordwise(&vmemmap[0], nr_sections, pages_per_section, &out[0])
 
 
 def vmemmap_prefix(const uint64_t[::1] vmemmap, int64_t nr_sections,
@@ -108,24 +145,33 @@ def vmemmap_prefix(const uint64_t[::1] vmemmap, int64_t nr_sections,
     """Word-wise, relying on the layout: the length of the run of vmemmap pages at
     each section start, found with ctz of the first word that is not all ones.
     Reads m/64 + 1 words per section instead of all of them."""
-    if pages_per_section & 63:
-        raise ValueError("vmemmap_prefix: pages_per_section must be a multiple of 64")
-    if nr_sections * pages_per_section > 64 * vmemmap.shape[0] or out.shape[0] < nr_sections:
-        raise IndexError("vmemmap_prefix: arrays shorter than the sections asked for")
-    cdef int64_t sec, i, base, end, wps = pages_per_section >> 6
-    cdef uint64_t w
+    _check_sections("vmemmap_prefix", 2, vmemmap.shape[0], nr_sections,
+                    pages_per_section, out.shape[0])
+    if nr_sections <= 0:
+        return
     with nogil:
-        for sec in range(nr_sections):
-            base = sec * wps
-            end = base + wps
-            i = base
-            while i < end and vmemmap[i] == <uint64_t>ALL:
-                i += 1
-            if i == end:
-                out[sec] = pages_per_section
-            else:
-                out[sec] = ((i - base) << 6) + __builtin_ctzll(~vmemmap[i])
-    return None
+        _vmemmap_prefix(&vmemmap[0], nr_sections, pages_per_section, &out[0])
+
+
+VMEMMAP_KERNELS = {"per_page": 0, "wordwise": 1, "prefix": 2}
+
+
+def vmemmap_live(PageState pages, str strategy, int64_t start_pfn, int64_t nr_sections,
+                 int64_t pages_per_section, int64_t[::1] out):
+    """A plane strategy (per_page, wordwise, prefix) on the live vmemmap plane of
+    ``pages``, from the section at start_pfn (64-aligned): no copy."""
+    cdef int which = VMEMMAP_KERNELS[strategy]
+    if start_pfn < 0 or start_pfn & 63:
+        raise ValueError("vmemmap_live: start_pfn must be a non-negative multiple of 64")
+    if start_pfn + nr_sections * pages_per_section > pages.nr_pfns:
+        raise IndexError("vmemmap_live: sections beyond the machine")
+    _check_sections("vmemmap_live", which, (pages.nr_pfns + 63) >> 6, nr_sections,
+                    pages_per_section, out.shape[0])
+    if nr_sections <= 0:
+        return
+    cdef const uint64_t* V = pages.planes[P_VMEMMAP] + (start_pfn >> 6)
+    with nogil:
+        _vmemmap_kernel(V, which, nr_sections, pages_per_section, &out[0])
 
 
 def section_counts(const uint64_t[::1] vmemmap, int64_t nr_sections,
@@ -190,9 +236,9 @@ cdef int64_t first_hit_per_page(const uint64_t* X, const uint64_t* Y, const uint
     # _core.PageState.has_unmovable's R & ~V | U, one page at a time
     cdef int64_t pfn
     for pfn in range(s, e):
-        if page_test(X, pfn) and not (use_y and page_test(Y, pfn)):
+        if test_bit(X, pfn) and not (use_y and test_bit(Y, pfn)):
             return pfn
-        if use_z and page_test(Z, pfn):
+        if use_z and test_bit(Z, pfn):
             return pfn
     return -1
 
@@ -216,9 +262,9 @@ cdef int64_t first_hit_words(const uint64_t* X, const uint64_t* Y, const uint64_
     if s >= e:
         return -1
     cdef int64_t i = s >> 6, last = (e - 1) >> 6
-    cdef uint64_t word = _hit_word(X, Y, Z, i, use_y, use_z, invert_x) & _lo_mask(s)
+    cdef uint64_t word = _hit_word(X, Y, Z, i, use_y, use_z, invert_x) & lo_mask(s)
     if i == last:
-        word &= _hi_mask(e)
+        word &= hi_mask(e)
     if word:
         return (i << 6) + __builtin_ctzll(word)
     if i == last:
@@ -236,7 +282,7 @@ cdef int64_t first_hit_words(const uint64_t* X, const uint64_t* Y, const uint64_
         if word:
             return (i << 6) + __builtin_ctzll(word)
         i += 1
-    word = _hit_word(X, Y, Z, last, use_y, use_z, invert_x) & _hi_mask(e)
+    word = _hit_word(X, Y, Z, last, use_y, use_z, invert_x) & hi_mask(e)
     if word:
         return (last << 6) + __builtin_ctzll(word)
     return -1
@@ -286,7 +332,7 @@ def first_not_free_per_page(const uint64_t[::1] buddy, const uint64_t[::1] vmemm
         V = &vmemmap[0]
         with nogil:
             for pfn in range(s, e):
-                if not page_test(B, pfn) and not (skip_vmemmap and page_test(V, pfn)):
+                if not test_bit(B, pfn) and not (skip_vmemmap and test_bit(V, pfn)):
                     r = pfn
                     break
     return r
@@ -301,6 +347,44 @@ def first_not_free_wordwise(const uint64_t[::1] buddy, const uint64_t[::1] vmemm
     with nogil:
         r = first_hit_words(&buddy[0], &vmemmap[0], NULL, s, e, skip_vmemmap, False,
                             True) if s < e else -1
+    return r
+
+
+def has_unmovable_live(PageState pages, int64_t s, int64_t e, bint movable_zone,
+                       bint skip_vmemmap, bint per_page):
+    """has_unmovable_pages() on the live planes of ``pages``, page by page or word-wise."""
+    if s < 0 or e > pages.nr_pfns or s > e:
+        raise IndexError(f"pfn range [{s:#x}, {e:#x}) outside the machine")
+    cdef const uint64_t* R = pages.planes[P_RESERVED]
+    cdef const uint64_t* V = pages.planes[P_VMEMMAP]
+    cdef const uint64_t* U = pages.planes[P_UNMOVABLE]
+    cdef int64_t r = -1
+    if s < e:
+        with nogil:
+            if per_page:
+                r = first_hit_per_page(R, V, U, s, e, skip_vmemmap, not movable_zone)
+            else:
+                r = first_hit_words(R, V, U, s, e, skip_vmemmap, not movable_zone, False)
+    return r
+
+
+def first_not_free_live(PageState pages, int64_t s, int64_t e, bint skip_vmemmap,
+                        bint per_page):
+    """test_pages_isolated() on the live planes of ``pages``."""
+    if s < 0 or e > pages.nr_pfns or s > e:
+        raise IndexError(f"pfn range [{s:#x}, {e:#x}) outside the machine")
+    cdef const uint64_t* B = pages.planes[P_BUDDY]
+    cdef const uint64_t* V = pages.planes[P_VMEMMAP]
+    cdef int64_t pfn, r = -1
+    if s < e:
+        with nogil:
+            if per_page:
+                for pfn in range(s, e):
+                    if not test_bit(B, pfn) and not (skip_vmemmap and test_bit(V, pfn)):
+                        r = pfn
+                        break
+            else:
+                r = first_hit_words(B, V, NULL, s, e, skip_vmemmap, False, True)
     return r
 
 

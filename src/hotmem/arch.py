@@ -11,14 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .constants import GiB, KiB, MiB, ZONE_DEVICE, ZONE_DMA, ZONE_DMA32, ZONE_MOVABLE, ZONE_NORMAL
 from .errors import ConfigError
-
-KiB, MiB, GiB, TiB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
-
-# enum zone_type, in the kernel's order; an arch configures a subset.
-ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, ZONE_DEVICE = range(5)
-MAX_NR_ZONES = 5
-ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable", "Device")
 
 
 @dataclass(frozen=True)
@@ -56,6 +50,8 @@ class Arch:
     reserve_low: int = 0
     # bounce buffers memblock allocates below 4 GiB (SWIOTLB), after the memmap
     swiotlb: int = 0
+    # the 2018 RFC's arch_add_memory keeps MHP_MEMMAP_FROM_RANGE (s390 clears it)
+    memmap_from_range: bool = True
     notes: tuple[str, ...] = field(default=())
 
     # ---- derived geometry
@@ -202,7 +198,7 @@ _register(Arch(
     pageblock_order=8, max_page_order=10, block_size=256 * MiB,
     memmap_on_memory_since=(6, 8), memmap_hook="pmd",
     zones=(ZONE_DMA, ZONE_NORMAL, ZONE_MOVABLE, ZONE_DEVICE),
-    zone_limits=((ZONE_DMA, 2 * GiB),), max_physmem_bits=46,
+    zone_limits=((ZONE_DMA, 2 * GiB),), max_physmem_bits=46, memmap_from_range=False,
     notes=("block size max(256 MiB, SCLP storage increment); 256 MiB taken",),
 ))
 _register(Arch(
@@ -226,3 +222,30 @@ def get_arch(name: str) -> Arch:
     except KeyError:
         raise ConfigError(
             f"unknown arch {name!r}; known: {', '.join(sorted(ARCHES))}") from None
+
+
+def boot_ram_ranges(a: Arch, boot_memory: int) -> list[tuple[int, int]]:
+    """Present pfn ranges of boot memory as firmware reports them.
+
+    x86_64 follows a QEMU pc machine: page 0 and [0x9fc00, 1M) are not RAM, RAM
+    below 4 GiB ends 140 KiB short of the boot memory size, or of 3 GiB when
+    there are 3.5 GiB or more, and the rest starts at 4 GiB.  Other arches: one
+    range at the arch's RAM base.
+    """
+    ps = a.page_shift
+    if not a.pc_layout:
+        s = a.ram_base >> ps
+        return [(s, s + (boot_memory >> ps))]
+    lowmem = boot_memory if boot_memory < 0xE0000000 else 0xC0000000
+    high = boot_memory - lowmem
+    # SeaBIOS (QEMU 7.2) reserves the top 140 KiB of low RAM: a 2 GiB guest's
+    # e820 shows 0x100000-0x7ffdcfff usable (every oracle capture)
+    ranges = [(1, 0x9FC00 >> ps), (0x100000 >> ps, (lowmem - 0x23000) >> ps)]
+    if high:
+        ranges.append((4 * GiB >> ps, (4 * GiB + high) >> ps))
+    return ranges
+
+
+def boot_end(a: Arch, boot_memory: int) -> int:
+    """Physical address where boot memory ends."""
+    return max(e for _, e in boot_ram_ranges(a, boot_memory)) << a.page_shift

@@ -1,7 +1,8 @@
 """What the memmap costs on each arch, and whether it can live on the memory."""
 from __future__ import annotations
 
-from .altmap import force_waste_pages, memmap_on_memory_verdict, vmemmap_pages_per_block
+from .memory_hotplug import mhp_supports_memmap_on_memory
+from .sparse import force_waste_pages, vmemmap_pages_per_block
 from .arch import ARCHES
 from .kernel import Kernel
 
@@ -13,8 +14,8 @@ def arch_table(kernel: str = "6.12") -> list[dict]:
     for a in ARCHES.values():
         bs = a.block_size
         vm = vmemmap_pages_per_block(a, bs, "y")
-        y_ok, y_why = memmap_on_memory_verdict(a, k, "y", bs, bs)
-        f_ok, f_why = memmap_on_memory_verdict(a, k, "force", bs, bs)
+        y_ok, y_why = mhp_supports_memmap_on_memory(a, k, "y", bs, bs)
+        f_ok, f_why = mhp_supports_memmap_on_memory(a, k, "force", bs, bs)
         rows.append({
             "arch": a.name, "page_size_bytes": a.page_size,
             "section_size_bytes": a.section_size, "block_size_bytes": bs,

@@ -37,6 +37,9 @@ import numpy as np
 
 from . import _core, _scan
 from . import strategies as S
+from .machine import Machine
+from .memory_hotplug import default_add_start
+from .reference import RefPageState
 from .units import parse_size
 
 SIZES = ("1G", "64G", "1T")
@@ -118,7 +121,6 @@ class Workload:
 
 
 def online_machine(size: int, backend: str = "fast"):
-    from .machine import Machine
     m = Machine(ARCH, boot_memory=BOOT, memmap_on_memory="y", backend=backend)
     blocks = m.add(size=size)
     for b in blocks:
@@ -288,7 +290,6 @@ def reference_time(path: str, strategy: str, size: int) -> tuple[float, int]:
 
 
 def _refstate():
-    from .reference import RefPageState
     return RefPageState
 
 
@@ -298,7 +299,6 @@ def lifecycle(size, backend: str = "fast", progress: Callable[[int, int], None] 
               mode: str = "per_block") -> dict:
     """add, online every block online_movable, offline all, remove: seconds per
     phase (machine boot not timed)."""
-    from .machine import Machine
     size = parse_size(size, "size") if isinstance(size, str) else size
     m = Machine(ARCH, boot_memory=BOOT, memmap_on_memory="y", backend=backend)
     return _lifecycle_on(m, size, progress, mode=mode)
@@ -307,8 +307,6 @@ def lifecycle(size, backend: str = "fast", progress: Callable[[int, int], None] 
 def largest_add(max_memory: str | None = None) -> int:
     """Bytes that can be hot-added above boot memory: a "64 TiB machine" is
     the 4 GiB boot layout (which ends at 5 GiB) plus this much."""
-    from .hotplug import default_add_start
-    from .machine import Machine
     m = Machine(ARCH, boot_memory=BOOT, memmap_on_memory="y", max_memory=max_memory)
     return m.max_phys - default_add_start(m)
 
@@ -362,7 +360,6 @@ def current_rss() -> int:
 
 def _child_main(size: int, max_memory: str | None, mode: str = "batched") -> None:
     # run in a fresh interpreter so that ru_maxrss is this lifecycle's own peak
-    from .machine import Machine
     base = current_rss()
     m = Machine(ARCH, boot_memory=BOOT, memmap_on_memory="y", max_memory=max_memory)
     booted = current_rss()

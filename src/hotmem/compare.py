@@ -1,56 +1,43 @@
 """One scenario under several designs, side by side."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from . import rfc2018
+from . import designs
+from .constants import MEM_ONLINE
+from .designs.base import Design
 from .errors import ConfigError
-from .hotplug import offline_precheck
-from .machine import MEM_ONLINE, Machine
+from .machine import Machine
+from .page_alloc import zone_nr_free_pages
 from .report import machine_report, memmap_summary
 from .scenario import Scenario, StepResult, run_scenario
-from .views.procfs import zone_nr_free_pages
 
-DESIGN_NAMES = ("none", "mainline", "rfc2018")
-
-
-def design_overrides(sc: Scenario, design: str) -> dict:
-    """Machine settings that select a design for this scenario."""
-    mode = sc.machine.get("memmap_on_memory", "n")
-    if design == "none":
-        return {"memmap_on_memory": "n", "design": "mainline"}
-    if design == "mainline":
-        return {"memmap_on_memory": mode if str(mode).lower() not in ("n", "0", "false")
-                else "y", "design": "mainline"}
-    if design == "rfc2018":
-        # the RFC is a patch on 4.20: the scenario's kernel does not apply
-        return {"memmap_on_memory": "y", "design": "rfc2018", "kernel": "4.20"}
-    raise ConfigError(f"design {design!r} is not one of {', '.join(DESIGN_NAMES)}")
+Runs = dict[str, tuple[Machine, list[StepResult]]]
 
 
-def compare(sc: Scenario, designs: list[str]) -> dict[str, tuple[Machine, list[StepResult]]]:
-    if not designs:
+def design_overrides(sc: Scenario, design: str | Design) -> dict[str, object]:
+    """Machine settings that run this scenario under a design (its name or a
+    ``module:attribute``), the design object included."""
+    d = designs.get(design)
+    return {**d.scenario_overrides(sc.machine), "design": d}
+
+
+def compare(sc: Scenario, names: list[str]) -> Runs:
+    """Run the scenario once per design; keyed by the names as given."""
+    if not names:
         raise ConfigError("compare: no designs given")
-    return {d: run_scenario(sc, **design_overrides(sc, d)) for d in designs}
+    overrides = {n: design_overrides(sc, n) for n in names}   # all checked before any run
+    return {n: run_scenario(sc, **overrides[n]) for n in names}
 
 
 def offlinable_blocks(m: Machine) -> tuple[list[int], list[int]]:
     """Online hot-added blocks that an offline would accept / refuse right now."""
     ok, refused = [], []
-    check = rfc2018.offline_check if m.design == "rfc2018" else offline_precheck
     for blk in np.flatnonzero((m.blk_state == MEM_ONLINE) & ~m.blk_early):
-        (ok if check(m, int(blk)) is None else refused).append(int(blk))
+        (ok if m.design.offline_check(m, int(blk)) is None else refused).append(int(blk))
     return ok, refused
-
-
-def vmemmap_by_block(m: Machine) -> dict[int, int]:
-    """Self-hosted memmap pages per present hot-added block."""
-    if m.design == "rfc2018":
-        return rfc2018.vmemmap_pages_by_block(m)
-    hot = np.flatnonzero((m.blk_state != 0) & ~m.blk_early & m.blk_altmap)
-    return {int(b): int(m.alt_free[b]) for b in hot if m.alt_free[b]}
-
-
 def where_summary(by_block: dict[int, int], block_pages: int) -> str:
     """Where the vmemmap pages sit, short: "32:32768 33:8192" or "80x512 own"."""
     if not by_block:
@@ -68,18 +55,18 @@ def dependency_summary(deps: list[dict]) -> str:
     return " ".join(f"{d['holder']}>{len(d['dependents'])}" for d in deps)
 
 
-def metrics(m: Machine) -> dict:
+def metrics(m: Machine) -> dict[str, Any]:
     hot = [z for z in m.zones if z.present_pages and not z.present_early_pages]
     mm = memmap_summary(m)
     ok, refused = offlinable_blocks(m)
     orders = np.zeros(m.arch.max_page_order + 1, dtype=np.int64)
     for z in m.zones:
         orders += m.pages.nr_free[z.zid].sum(axis=0)
-    by_block = vmemmap_by_block(m)
-    deps = rfc2018.hazards(m) if m.design == "rfc2018" else []
+    by_block = m.design.vmemmap_pages_by_block(m)
+    deps = m.design.hazards(m)
     holders_online = {d["holder"] for d in deps if d["online_dependents"]}
     return {
-        "design": m.design, "kernel": str(m.kernel),
+        "design": m.design.name, "kernel": str(m.kernel),
         "self_hosted_vmemmap_pages": sum(by_block.values()),
         "vmemmap_pages_by_block": {str(b): n for b, n in by_block.items()},
         "blocks_all_memmap": [b for b, n in by_block.items() if n == m.pages_per_block],
@@ -97,17 +84,17 @@ def metrics(m: Machine) -> dict:
         "offlinable_holding_foreign_memmap": [b for b in ok if b in holders_online],
         "cross_block_dependencies": deps,
         "blocks_with_memmap_elsewhere": sorted({b for d in deps for b in d["dependents"]}),
-        "misaligned_free_blocks": ({str(b): c for b, c in rfc2018.misaligned_chunks(m).items() if c}
-                                   if m.design == "rfc2018" else {}),
+        "misaligned_free_blocks": {str(b): c for b, c in m.design.misaligned_chunks(m).items()
+                                   if c},
     }
 
 
-def compare_report(runs: dict) -> dict:
+def compare_report(runs: Runs) -> dict[str, Any]:
     return {name: {"metrics": metrics(m), "report": machine_report(m, res)}
             for name, (m, res) in runs.items()}
 
 
-def format_compare(runs: dict) -> str:
+def format_compare(runs: Runs) -> str:
     names = list(runs)
     table: list[tuple[str, list]] = []
     steps = max(len(res) for _, res in runs.values())
@@ -127,8 +114,8 @@ def format_compare(runs: dict) -> str:
     kb = {n: runs[n][0].arch.page_size >> 10 for n in names}
 
     # the rows about memmap of one block living in another only say something
-    # when the RFC's whole-range altmap is among the designs
-    rfc = any(runs[n][0].design == "rfc2018" for n in names)
+    # when a design that can place it there is among them
+    rfc = any(runs[n][0].design.has_cross_block_memmap for n in names)
 
     def row(label, fn, rfc_only=False):
         if rfc or not rfc_only:
@@ -165,5 +152,5 @@ def format_compare(runs: dict) -> str:
     out += [f"{label:<36}" + "".join(f"{str(c):>{w}}" for c in cells) for label, cells in table]
     for n in names:
         for d in mets[n]["cross_block_dependencies"]:
-            out.append(f"{n}: {rfc2018.format_hazard(d)}")
+            out.append(f"{n}: {runs[n][0].design.format_hazard(d)}")
     return "\n".join(out)

@@ -53,11 +53,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .constants import MIGRATE_ISOLATE, SECTION_IS_ONLINE
 from .machine import Machine
 from .scenario import StepResult, loads_scenario, run_scenario
 from .views import sysfs as sysfs_view
 from .views.kpageflags import KPF, decode, kpageflags
-from .views.procfs import buddyinfo, pagetypeinfo, zoneinfo
+from .views.procfs import MIGRATETYPE_COLUMNS, buddyinfo, pagetypeinfo, zoneinfo
 
 FILES = ("outcome", "kpageflags", "buddyinfo", "zoneinfo", "pagetypeinfo",
          "state", "valid_zones", "block_size_bytes")
@@ -285,8 +286,6 @@ def cmp_kpageflags(cap: Capture, step: str, m: Machine, skip: Skip | None) -> tu
 def _zone_free_blocks(m: Machine, zname: str, skip: Skip | None):
     """hotmem's free blocks of a zone outside the skipped chunks:
     (per order counts, {migratetype: per order counts})."""
-    from .machine import MIGRATE_ISOLATE
-    from .views.procfs import MIGRATETYPE_COLUMNS
     orders = m.arch.max_page_order + 1
     per_order = np.zeros(orders, dtype=np.int64)
     per_type = {mt: np.zeros(orders, dtype=np.int64) for mt, _ in MIGRATETYPE_COLUMNS}
@@ -401,7 +400,6 @@ def boot_zone_note(cap: Capture, step: str, m: Machine) -> str:
 
 
 def cmp_pagetypeinfo(cap: Capture, step: str, m: Machine, skip: Skip | None):
-    from .views.procfs import MIGRATETYPE_COLUMNS
     kfree, kblk = parse_pagetypeinfo(cap.text(step, "proc/pagetypeinfo"))
     hfree, hblk = parse_pagetypeinfo(pagetypeinfo(m))
     if kblk.get(None) != hblk.get(None):
@@ -450,7 +448,6 @@ def cmp_pagetypeinfo(cap: Capture, step: str, m: Machine, skip: Skip | None):
 
 
 def _pageblocks_outside(m: Machine, zname: str, skip: Skip, types: list[int]) -> np.ndarray:
-    from .machine import MIGRATE_ISOLATE, SECTION_IS_ONLINE
     z = m.zone_by_name(zname)
     pbo = m.arch.pageblock_order
     s, e = z.zone_start_pfn >> pbo << pbo, -(-z.zone_end_pfn >> pbo) << pbo

@@ -1,21 +1,18 @@
 """Consistency checks of a machine's state, recounted from the page planes."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from .machine import MEM_ONLINE, P_BUDDY, P_VMEMMAP, SECTION_IS_ONLINE
-
-if TYPE_CHECKING:
-    from .machine import Machine
+from .constants import (MEM_ONLINE, MIGRATE_ISOLATE, P_BUDDY, P_VMEMMAP, SECTION_IS_ONLINE,
+                        pages_in_free_area)
+from .state import MachineState
 
 
 class InvariantError(AssertionError):
     """The machine's counters disagree with its pages."""
 
 
-def check(m: "Machine") -> None:
+def check(m: MachineState) -> None:
     """Raise InvariantError unless every counter matches a recount."""
     p = m.pages
     end = m.max_pfn()
@@ -30,8 +27,8 @@ def check(m: "Machine") -> None:
         if zid < 0:
             problems.append(f"free block at pfn {h:#x} has no zone")
             continue
-        recount[zid, 5 if iso else mt, o] += 1
-        if h & ((1 << o) - 1) and m.design == "mainline":
+        recount[zid, MIGRATE_ISOLATE if iso else mt, o] += 1
+        if h & ((1 << o) - 1) and m.design.free_blocks_aligned:
             problems.append(f"free block at pfn {h:#x} of order {o} is not aligned")
     if not np.array_equal(recount, nf):
         bad = np.argwhere(recount != nf)[0]
@@ -46,15 +43,15 @@ def check(m: "Machine") -> None:
         if both:
             problems.append(f"pfn {both[0]:#x} is both vmemmap and free")
         vm = p.find_set(P_VMEMMAP, 0, end)
-        if vm >= 0 and m.design == "mainline" and p.count(P_VMEMMAP, 0, end) != int(
-                m.alt_free[m.blk_state == MEM_ONLINE].sum()):
+        if vm >= 0 and not m.design.memmap_stays_marked_offline and p.count(
+                P_VMEMMAP, 0, end) != int(m.alt_free[m.blk_state == MEM_ONLINE].sum()):
             problems.append("vmemmap pages do not match the online blocks' altmaps")
     for z in m.zones:
         if not (0 <= z.managed_pages <= z.present_pages <= z.spanned_pages or
                 (z.present_pages == 0 and z.managed_pages == 0)):
             problems.append(f"zone {z.nid}/{z.name}: managed {z.managed_pages} present "
                             f"{z.present_pages} spanned {z.spanned_pages}")
-        free = int((nf[z.zid] * (1 << np.arange(nf.shape[2]))).sum())
+        free = pages_in_free_area(nf[z.zid])
         if free > z.managed_pages:
             problems.append(f"zone {z.nid}/{z.name}: {free} free pages > managed {z.managed_pages}")
         if z.nr_isolate_pageblock:

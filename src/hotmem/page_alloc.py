@@ -1,6 +1,7 @@
-"""Page allocation on top of the buddy state: user allocations (movable pages,
-unmovable kernel pages), migration targets, and memmap pages for hot-add
-without memmap on memory.
+"""mm/page_alloc.c as hotmem models it: watermarks and lowmem_reserve, the one
+NR_FREE_PAGES, and page allocation on top of the buddy state (user
+allocations of movable pages and unmovable kernel pages, migration targets,
+and memmap pages for hot-add without memmap on memory).
 
 Which free pages an allocation takes: ``lowest`` takes the lowest free pfns of
 each zone in zonelist order, ``random`` spreads the pages uniformly (seeded) over
@@ -8,34 +9,135 @@ the free pages of the zones, and ``kernel`` follows __rmqueue() for order-0
 pages: the smallest free block of the wanted migratetype first (free lists in
 ascending pfn order, as onlining and expand() leave them; per-cpu lists are not
 modelled), else __rmqueue_fallback(), which steals the largest free block of a
-fallback type and claims its pageblocks for the wanted type.  Either way every zone keeps its min
-watermark plus the lowmem reserve against the allocation's highest zone, as
-``zone_watermark_ok`` demands.
+fallback type and claims its pageblocks for the wanted type.  Either way every
+zone keeps its min watermark plus the lowmem reserve against the allocation's
+highest zone, as ``zone_watermark_ok`` demands.
 """
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from math import isqrt
 
 import numpy as np
+import numpy.typing as npt
 
-from .arch import ZONE_DMA, ZONE_DMA32, ZONE_MOVABLE, ZONE_NORMAL
+from .constants import (ALLOC_KINDS, LOWMEM_RESERVE_RATIO, MAX_NR_ZONES, MIGRATE_ISOLATE,
+                        MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, P_BUDDY,
+                        P_UNMOVABLE, PB_ISOLATE, PB_MIGRATETYPE_MASK, PLACEMENTS, ZONE_DEVICE,
+                        ZONE_DMA, ZONE_DMA32, ZONE_MOVABLE, ZONE_NORMAL, IntArray,
+                        pages_in_free_area)
 from .errors import ConfigError, HotplugError
-from .machine import MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE, P_UNMOVABLE
+from .mmzone import Zone
+from .state import MachineState
 
-if TYPE_CHECKING:
-    from .machine import Machine
-    from .zone import Zone
+SWAP_CLUSTER_MAX = 32
+WATERMARK_SCALE_FACTOR = 10  # vm.watermark_scale_factor default
+MIGRATE_PCPTYPES = 3
 
-KINDS = ("movable", "unmovable")
-PLACEMENTS = ("lowest", "random", "kernel")
-MIGRATE_RECLAIMABLE = 2
+
+# ---------------------------------------------------------------- free pages
+
+def zone_nr_free_pages(m: MachineState, z: Zone) -> int:
+    """NR_FREE_PAGES of a zone: the pages on its free lists, less those on the
+    MIGRATE_ISOLATE list (the kernel takes isolated pages out of the count)."""
+    nf = m.pages.nr_free[z.zid]
+    return pages_in_free_area(nf) - pages_in_free_area(nf[MIGRATE_ISOLATE])
+
+
+def nr_free_pages(m: MachineState) -> int:
+    """global NR_FREE_PAGES."""
+    return sum(zone_nr_free_pages(m, z) for z in m.zones)
+
+
+# ---------------------------------------------------------------- watermarks
+
+def nr_free_buffer_pages(zones: list[Zone]) -> int:
+    """nr_free_zone_pages(gfp_zone(GFP_USER)): managed above the high watermark."""
+    n = 0
+    for z in zones:
+        if z.ztype <= ZONE_NORMAL and z.managed_pages > z.wmark_high:
+            n += z.managed_pages - z.wmark_high
+    return n
+
+
+def calculate_min_free_kbytes(zones: list[Zone], page_size: int) -> int:
+    """calculate_min_free_kbytes(): int_sqrt(lowmem_kbytes * 16), clamped."""
+    lowmem_kbytes = nr_free_buffer_pages(zones) * (page_size >> 10)
+    return min(max(isqrt(lowmem_kbytes * 16), 128), 262144)
+
+
+def recommended_min_free_kbytes(zones: list[Zone], pageblock_nr_pages: int,
+                                page_shift: int) -> int:
+    """khugepaged's set_recommended_min_free_kbytes() (THP enabled)."""
+    nr_zones = 0
+    for z in zones:
+        if z.present_pages and z.ztype <= ZONE_NORMAL:
+            nr_zones += 1
+    rec = pageblock_nr_pages * nr_zones * 2
+    rec += pageblock_nr_pages * nr_zones * MIGRATE_PCPTYPES * MIGRATE_PCPTYPES
+    rec = min(rec, nr_free_buffer_pages(zones) // 20)
+    return rec << (page_shift - 10)
+
+
+def setup_per_zone_wmarks(zones: list[Zone], min_free_kbytes: int, page_shift: int,
+                          movable_like_highmem: bool = True) -> None:
+    """__setup_per_zone_wmarks(); ZONE_MOVABLE is treated like highmem from 6.12."""
+    pages_min = min_free_kbytes >> (page_shift - 10)
+    lowmem_pages = 0
+    for z in zones:
+        if z.ztype != ZONE_DEVICE and (z.ztype != ZONE_MOVABLE or not movable_like_highmem):
+            lowmem_pages += z.managed_pages
+    for z in zones:
+        managed = z.managed_pages
+        tmp = pages_min * managed // lowmem_pages if lowmem_pages else 0
+        if z.ztype == ZONE_MOVABLE and movable_like_highmem:
+            # like highmem: a small min that does not depend on lowmem
+            wmin = min(max(managed // 1024, SWAP_CLUSTER_MAX), 128)
+        else:
+            wmin = tmp
+        tmp = max(tmp >> 2, managed * WATERMARK_SCALE_FACTOR // 10000)
+        z.wmark_min = wmin
+        z.wmark_low = wmin + tmp
+        z.wmark_high = wmin + 2 * tmp
+        z.wmark_promo = wmin + 3 * tmp
+
+
+def init_per_zone_wmark_min(m: MachineState) -> None:
+    """init_per_zone_wmark_min(), with khugepaged's recommendation when THP is on."""
+    a = m.arch
+    if m.user_min_free_kbytes is None:
+        m.min_free_kbytes = calculate_min_free_kbytes(m.zones, a.page_size)
+    like_highmem = m.kernel.movable_wmark_like_highmem
+    setup_per_zone_wmarks(m.zones, m.min_free_kbytes, a.page_shift, like_highmem)
+    if m.thp:
+        rec = recommended_min_free_kbytes(m.zones, a.pageblock_nr_pages, a.page_shift)
+        if rec > m.min_free_kbytes:
+            m.min_free_kbytes = rec
+        setup_per_zone_wmarks(m.zones, m.min_free_kbytes, a.page_shift, like_highmem)
+
+
+def lowmem_reserve(m: MachineState, zone: Zone) -> list[int]:
+    """zone->lowmem_reserve[] (setup_per_zone_lowmem_reserve): pages this zone
+    keeps back from allocations that could have used a higher zone j."""
+    ratio = LOWMEM_RESERVE_RATIO[zone.ztype]
+    out = [0] * MAX_NR_ZONES
+    if not ratio or not zone.managed_pages:
+        return out
+    managed = 0
+    for j in range(zone.ztype + 1, MAX_NR_ZONES):
+        managed += m.zone(zone.nid, j).managed_pages
+        out[j] = managed // ratio
+    return out
+
+
+# ---------------------------------------------------------------- allocation
+
 # fallbacks[] of mm/page_alloc.c for the two kinds hotmem allocates
 FALLBACKS = {MIGRATE_UNMOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_MOVABLE),
              MIGRATE_MOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE)}
 
 
-def zonelist(m: "Machine", nid: int, kind: str) -> list["Zone"]:
+def zonelist(m: MachineState, nid: int, kind: str) -> list[Zone]:
     """The node's zones from the highest usable one down (GFP_HIGHUSER_MOVABLE
     may use ZONE_MOVABLE; GFP_KERNEL stops at ZONE_NORMAL), then other nodes."""
     top = ZONE_MOVABLE if kind == "movable" else ZONE_NORMAL
@@ -44,7 +146,7 @@ def zonelist(m: "Machine", nid: int, kind: str) -> list["Zone"]:
     return [m.zone(n, zt) for n in nids for zt in order if m.zone(n, zt).configured]
 
 
-def zone_runs(m: "Machine", zone: "Zone") -> list[tuple[int, int]]:
+def zone_runs(m: MachineState, zone: Zone) -> list[tuple[int, int]]:
     """pfn runs of whole pageblocks that belong to ``zone`` and are not isolated."""
     if zone.is_empty():
         return []
@@ -52,25 +154,23 @@ def zone_runs(m: "Machine", zone: "Zone") -> list[tuple[int, int]]:
     s = zone.zone_start_pfn >> pbo << pbo
     e = -(-zone.zone_end_pfn >> pbo) << pbo
     mt, zn = m.pages.pageblock_bytes(s, e)
-    ok = (zn == zone.zid + 1) & ((mt & 0x80) == 0)
+    ok = (zn == zone.zid + 1) & ((mt & PB_ISOLATE) == 0)
     if not ok.any():
         return []
     edges = np.flatnonzero(np.diff(np.concatenate(([False], ok, [False])).astype(np.int8)))
     return [(s + (int(a) << pbo), s + (int(b) << pbo)) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def usable_free_pages(m: "Machine", zone: "Zone", highest_zone: int, withheld: int = 0) -> int:
+def usable_free_pages(m: MachineState, zone: Zone, highest_zone: int, withheld: int = 0) -> int:
     """Free pages the allocator may take from ``zone`` (not isolated, above the
     min watermark plus the lowmem reserve against ``highest_zone``), when
     ``withheld`` more of its free pages were isolated."""
-    nf = m.pages.nr_free[zone.zid]
-    sizes = 1 << np.arange(nf.shape[1], dtype=np.int64)
-    free = int((nf * sizes).sum()) - int((nf[MIGRATE_ISOLATE] * sizes).sum()) - withheld
-    reserve = m.lowmem_reserve(zone)[highest_zone] if highest_zone > zone.ztype else 0
+    free = zone_nr_free_pages(m, zone) - withheld
+    reserve = lowmem_reserve(m, zone)[highest_zone] if highest_zone > zone.ztype else 0
     return max(free - zone.wmark_min - reserve, 0)
 
 
-def _pick_pfns(m: "Machine", runs: list[tuple[int, int]], n: int, placement: str,
+def _pick_pfns(m: MachineState, runs: list[tuple[int, int]], n: int, placement: str,
                rng: np.random.Generator | None) -> np.ndarray:
     p = m.pages
     if placement == "lowest":
@@ -82,7 +182,7 @@ def _pick_pfns(m: "Machine", runs: list[tuple[int, int]], n: int, placement: str
             if not need:
                 break
         return np.concatenate(out) if out else np.zeros(0, np.int64)
-    counts = np.array([p.count(2, s, e) for s, e in runs], dtype=np.int64)
+    counts = np.array([p.count(P_BUDDY, s, e) for s, e in runs], dtype=np.int64)
     total = int(counts.sum())
     ranks = np.sort(rng.choice(total, size=n, replace=False)).astype(np.int64)
     bounds = np.concatenate(([0], np.cumsum(counts)))
@@ -94,7 +194,7 @@ def _pick_pfns(m: "Machine", runs: list[tuple[int, int]], n: int, placement: str
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
-def _claim_pageblocks(m: "Machine", pfns: np.ndarray) -> None:
+def _claim_pageblocks(m: MachineState, pfns: np.ndarray) -> None:
     """An unmovable allocation from a MOVABLE pageblock claims the pageblock
     (try_to_claim_block on a mostly free block): it becomes MIGRATE_UNMOVABLE."""
     pbo = m.arch.pageblock_order
@@ -105,7 +205,7 @@ def _claim_pageblocks(m: "Machine", pfns: np.ndarray) -> None:
             m.pages.set_migratetype(s, s + (1 << pbo), MIGRATE_UNMOVABLE)
 
 
-def _kernel_pick(m: "Machine", z: "Zone", n: int, kind: str):
+def _kernel_pick(m: MachineState, z: Zone, n: int, kind: str):
     """n order-0 allocations of ``kind`` from zone z as __rmqueue() makes them.
     Returns (pfns, claims): the pages, and the pageblock ranges whose type the
     fallback steals changed, as (start, end, migratetype)."""
@@ -117,7 +217,7 @@ def _kernel_pick(m: "Machine", z: "Zone", n: int, kind: str):
         heads, orders = m.pages.free_blocks(s, e)
         mts, _ = m.pages.pageblock_bytes(s, e)
         for h, o in zip(heads.tolist(), orders.tolist()):
-            mt = int(mts[(h - s) >> pbo]) & 7
+            mt = int(mts[(h - s) >> pbo]) & PB_MIGRATETYPE_MASK
             lists[mt][o].append(h)
             where[h] = (mt, o)
     taken_in: dict[int, int] = {}
@@ -174,7 +274,7 @@ def _kernel_pick(m: "Machine", z: "Zone", n: int, kind: str):
     return np.array(out, dtype=np.int64), claims
 
 
-def _take(m: "Machine", zones: list["Zone"], n: int, kind: str, placement: str,
+def _take(m: MachineState, zones: list[Zone], n: int, kind: str, placement: str,
           seed: int, highest_zone: int) -> np.ndarray:
     """Take n pages from ``zones`` (caller has checked that they fit)."""
     rng = np.random.default_rng(seed) if placement == "random" else None
@@ -203,7 +303,7 @@ def _take(m: "Machine", zones: list["Zone"], n: int, kind: str, placement: str,
     return pfns
 
 
-def _set_runs(m: "Machine", plane: int, pfns: np.ndarray) -> None:
+def _set_runs(m: MachineState, plane: int, pfns: np.ndarray) -> None:
     if not len(pfns):
         return
     breaks = np.flatnonzero(np.diff(pfns) != 1) + 1
@@ -213,13 +313,20 @@ def _set_runs(m: "Machine", plane: int, pfns: np.ndarray) -> None:
         m.pages.set(plane, int(pfns[a]), int(pfns[b - 1]) + 1)
 
 
-def _check_count(pages, what: str) -> int:
+def _check_count(pages: object, what: str) -> int:
     if isinstance(pages, bool) or not isinstance(pages, int) or pages <= 0:
-        raise ConfigError(f"{what}: pages must be a positive whole number, got {pages!r}")
+        raise ConfigError(f"{what}: pages must be a positive whole number, got {str(pages)[:40]}")
     return pages
 
 
-def alloc_pages(m: "Machine", pages: int, kind: str = "movable", zone: str | None = None,
+def _check_seed(seed: object, what: str) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 64:
+        raise ConfigError(f"{what}: seed must be a whole number from 0 to 2**64-1, "
+                          f"got {str(seed)[:40]}")
+    return seed
+
+
+def alloc_pages(m: MachineState, pages: int, kind: str = "movable", zone: str | None = None,
                 placement: str = "random", seed: int = 0, nid: int = 0) -> np.ndarray:
     """Allocate ``pages`` order-0 pages; returns their pfns (sorted).
 
@@ -227,12 +334,13 @@ def alloc_pages(m: "Machine", pages: int, kind: str = "movable", zone: str | Non
     that many pages above their watermarks.
     """
     _check_count(pages, "alloc")
-    if kind not in KINDS:
-        raise ConfigError(f"alloc: kind {kind!r} is not one of {', '.join(KINDS)}")
+    _check_seed(seed, "alloc")
+    if kind not in ALLOC_KINDS:
+        raise ConfigError(f"alloc: kind {kind!r} is not one of {', '.join(ALLOC_KINDS)}")
     if placement not in PLACEMENTS:
         raise ConfigError(f"alloc: placement {placement!r} is not one of {', '.join(PLACEMENTS)}")
-    if not 0 <= nid < m.nr_nodes:
-        raise ConfigError(f"alloc: node {nid} does not exist")
+    if isinstance(nid, bool) or not isinstance(nid, int) or not 0 <= nid < m.nr_nodes:
+        raise ConfigError(f"alloc: node {str(nid)[:20]} does not exist")
     if zone is not None:
         zones = [m.zone_by_name(zone, nid)]
         if kind == "unmovable" and zones[0].ztype == ZONE_MOVABLE:
@@ -249,7 +357,7 @@ def alloc_pages(m: "Machine", pages: int, kind: str = "movable", zone: str | Non
     return _take(m, zones, pages, kind, placement, seed, highest)
 
 
-def allocated_pages(m: "Machine", kind: str, zone: str | None = None, nid: int = 0) -> np.ndarray:
+def allocated_pages(m: MachineState, kind: str, zone: str | None = None, nid: int = 0) -> np.ndarray:
     """pfns of the pages a user allocation holds (memmap pages excluded)."""
     zones = [m.zone_by_name(zone, nid)] if zone else [z for z in m.zones if z.nid == nid]
     out = []
@@ -263,11 +371,12 @@ def allocated_pages(m: "Machine", kind: str, zone: str | None = None, nid: int =
     return pfns
 
 
-def free_allocated(m: "Machine", pages=None, kind: str = "movable", zone: str | None = None,
+def free_allocated(m: MachineState, pages=None, kind: str = "movable", zone: str | None = None,
                    seed: int = 0, nid: int = 0) -> np.ndarray:
     """Free ``pages`` allocated pages of ``kind`` chosen at random (all if None)."""
-    if kind not in KINDS:
-        raise ConfigError(f"free: kind {kind!r} is not one of {', '.join(KINDS)}")
+    _check_seed(seed, "free")
+    if kind not in ALLOC_KINDS:
+        raise ConfigError(f"free: kind {kind!r} is not one of {', '.join(ALLOC_KINDS)}")
     held = allocated_pages(m, kind, zone, nid)
     if pages is None or pages == "all":
         pfns = held
@@ -282,13 +391,13 @@ def free_allocated(m: "Machine", pages=None, kind: str = "movable", zone: str | 
     return pfns
 
 
-def _migration_zones(m: "Machine", nid: int) -> list["Zone"]:
+def _migration_zones(m: MachineState, nid: int) -> list[Zone]:
     zones = zonelist(m, nid, "movable")
     # alloc_migration_target() prefers other nodes when the node has them
     return [z for z in zones if z.nid != nid] + [z for z in zones if z.nid == nid]
 
 
-def migration_room(m: "Machine", nid: int, withheld_zone: "Zone | None" = None,
+def migration_room(m: MachineState, nid: int, withheld_zone: "Zone | None" = None,
                    withheld: int = 0) -> int:
     """Pages migration could allocate on behalf of node nid's memory, with
     ``withheld`` free pages of ``withheld_zone`` about to be isolated."""
@@ -296,13 +405,13 @@ def migration_room(m: "Machine", nid: int, withheld_zone: "Zone | None" = None,
                for z in _migration_zones(m, nid))
 
 
-def migration_targets(m: "Machine", n: int, nid: int) -> np.ndarray:
+def migration_targets(m: MachineState, n: int, nid: int) -> np.ndarray:
     """Allocate n movable pages outside the isolated range (the caller checked
     migration_room)."""
     return _take(m, _migration_zones(m, nid), n, "movable", "lowest", 0, ZONE_MOVABLE)
 
 
-def memmap_chunks_needed(m: "Machine", nr_pages: int, chunk: int, nid: int) -> str | None:
+def memmap_chunks_needed(m: MachineState, nr_pages: int, chunk: int, nid: int) -> str | None:
     """Why the memmap of a hot-add cannot come from the node's memory, or None."""
     zones = zonelist(m, nid, "unmovable")
     avail = sum(usable_free_pages(m, z, ZONE_NORMAL) for z in zones)
@@ -312,7 +421,7 @@ def memmap_chunks_needed(m: "Machine", nr_pages: int, chunk: int, nid: int) -> s
     return None
 
 
-def alloc_memmap(m: "Machine", nr_chunks: int, chunk: int, nid: int) -> np.ndarray:
+def alloc_memmap(m: MachineState, nr_chunks: int, chunk: int, nid: int) -> np.ndarray:
     """vmemmap_alloc_block(): nr_chunks blocks of ``chunk`` pages (a PMD leaf when
     possible, else base pages) from the node's kernel zones; returns all pfns.
     Takes the lowest-pfn free block of the smallest order that fits, as

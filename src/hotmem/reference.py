@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core import FREE_STRATEGIES, ISOLATE, N_MIGRATE_TYPES, PLANES
+from .constants import (FREE_STRATEGIES, MIGRATE_HIGHATOMIC, MIGRATE_TYPES, P_BUDDY, P_HEAD,
+                        P_RESERVED, P_UNMOVABLE, P_VMEMMAP, PB_ISOLATE)
+from .constants import MIGRATE_ISOLATE as ISOLATE
 
-P_VMEMMAP, P_RESERVED, P_BUDDY, P_HEAD, P_UNMOVABLE = (
-    PLANES[n] for n in ("vmemmap", "reserved", "buddy", "head", "unmovable"))
+N_MIGRATE_TYPES = MIGRATE_TYPES
 FREE_CTZ, FREE_GET_ORDER, FREE_GET_ORDER_ALIGNED, FREE_PAGE = (
     FREE_STRATEGIES[n] for n in ("ctz", "get_order", "get_order_aligned", "page"))
-PB_ISOLATE = 0x80
-MIGRATE_HIGHATOMIC = 3
 
 
 def _ctz(x: int) -> int:

@@ -1,20 +1,23 @@
 """Machine reports: JSON with the kernel's field names, and a readable summary."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .machine import MEM_ONLINE, STATE_NAMES
-from .views.procfs import meminfo_kb, online_nodes, zone_nr_free_pages
+from .constants import MEM_ONLINE, STATE_NAMES
+from .memory import block_list
+from .mmzone import Zone
+from .page_alloc import zone_nr_free_pages
+from .state import MachineState
+from .views.procfs import meminfo_kb, online_nodes
 from .views.sysfs import valid_zones
 
 if TYPE_CHECKING:
-    from .machine import Machine
     from .scenario import StepResult
 
 
-def zone_report(m: "Machine", z) -> dict:
+def zone_report(m: MachineState, z: Zone) -> dict[str, Any]:
     nf = m.pages.nr_free[z.zid]
     return {
         "node": z.nid, "zone": z.name, "zone_start_pfn": z.zone_start_pfn,
@@ -27,7 +30,7 @@ def zone_report(m: "Machine", z) -> dict:
     }
 
 
-def block_report(m: "Machine", blk: int) -> dict:
+def block_report(m: MachineState, blk: int) -> dict:
     s, e = m.block_range(blk)
     zid = int(m.blk_zone[blk])
     out = {
@@ -48,12 +51,12 @@ def block_report(m: "Machine", blk: int) -> dict:
     return out
 
 
-def machine_report(m: "Machine", results: list["StepResult"] | None = None) -> dict:
+def machine_report(m: MachineState, results: list["StepResult"] | None = None) -> dict:
     """Everything a tool needs, with units in the field names (pages, bytes, kB)."""
     a = m.arch
     rep = {
         "machine": {
-            "arch": a.name, "kernel": str(m.kernel), "design": m.design,
+            "arch": a.name, "kernel": str(m.kernel), "design": m.design.name,
             "page_size_bytes": a.page_size, "section_size_bytes": a.section_size,
             "block_size_bytes": m.block_size, "pageblock_order": a.pageblock_order,
             "max_page_order": a.max_page_order, "memmap_on_memory": m.memmap_on_memory,
@@ -102,28 +105,20 @@ def step_line(r: "StepResult") -> str:
 
 
 def _blocks(ids: list[int]) -> str:
-    if len(ids) <= 4:
-        return "memory" + ",".join(str(b) for b in ids)
-    return f"memory{ids[0]}..memory{ids[-1]}, {len(ids)} blocks"
+    return block_list(ids) + (f", {len(ids)} blocks" if len(ids) > 4 else "")
 
 
-def memmap_summary(m: "Machine") -> dict:
+def memmap_summary(m: MachineState) -> dict:
     """Where the memmap of hot-added memory lives, in pages."""
-    hot = np.flatnonzero((m.blk_state != 0) & ~m.blk_early)
-    if m.design == "rfc2018":
-        from .rfc2018 import vmemmap_pages_by_block
-        on_memory = sum(vmemmap_pages_by_block(m).values())
-    else:
-        on_memory = int(m.alt_free[hot].sum())
-    elsewhere = sum(len(m.memmap_from_buddy.get(int(b), ())) for b in hot)
-    return {"hot_added_blocks": len(hot), "self_hosted_vmemmap_pages": on_memory,
+    on_memory, elsewhere = m.memmap_of_hot_blocks()
+    return {"hot_added_blocks": len(m.hot_blocks()), "self_hosted_vmemmap_pages": on_memory,
             "memmap_pages_in_boot_memory": elsewhere}
 
 
-def format_summary(m: "Machine", results: list["StepResult"] | None = None) -> str:
+def format_summary(m: MachineState, results: list["StepResult"] | None = None) -> str:
     a = m.arch
     kb = a.page_size >> 10
-    lines = [f"{a.name}, kernel {m.kernel} ({m.design}), boot memory "
+    lines = [f"{a.name}, kernel {m.kernel} ({m.design.name}), boot memory "
              f"{m.boot_memory >> 20} MiB, memory blocks of {m.block_size >> 20} MiB, "
              f"memmap_on_memory={m.memmap_on_memory}"]
     if results:
@@ -140,12 +135,10 @@ def format_summary(m: "Machine", results: list["StepResult"] | None = None) -> s
     mi = meminfo_kb(m)
     mm = memmap_summary(m)
     lines.append(f"MemTotal {mi['MemTotal']} kB, MemFree {mi['MemFree']} kB")
-    hot = np.flatnonzero((m.blk_state != 0) & ~m.blk_early)
+    hot = m.hot_blocks()
     online = int(np.count_nonzero(m.blk_state[hot] == MEM_ONLINE))
     lines.append(f"hot-added blocks: {len(hot)} ({online} online); memmap of hot-added memory: "
                  f"{mm['self_hosted_vmemmap_pages'] * kb} kB on the memory itself, "
                  f"{mm['memmap_pages_in_boot_memory'] * kb} kB in boot memory")
-    if m.design == "rfc2018":
-        from .rfc2018 import format_hazard, hazards
-        lines += [f"cross-block memmap: {format_hazard(h)}" for h in hazards(m)]
+    lines += [f"cross-block memmap: {m.design.format_hazard(h)}" for h in m.design.hazards(m)]
     return "\n".join(lines)

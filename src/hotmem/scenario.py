@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import ConfigError, HotplugError
-from .machine import MEM_OFFLINE, MEM_ONLINE, Machine
+from .constants import MEM_OFFLINE, MEM_ONLINE
+from .machine import Machine
 from .units import parse_addr, parse_size
 
 MACHINE_KEYS = {

@@ -30,29 +30,24 @@ Three questions, the ones the 2018 RFC review and the later kernels argued about
   ``get_order`` agrees on ranges whose start is aligned to the max order and
   leaves misaligned blocks otherwise (the bug the 2019 fix fixed).
 
-The array kernels take copies of the planes (``PageState.words``): a compiled
-module other than ``_core`` cannot reach the live planes.  The ``*_machine``
-helpers do the copying; the benchmarks time the kernels on prepared arrays.
+The ``*_machine`` helpers run the kernels on a machine's live planes
+(``_scan`` cimports ``_core.PageState``; nothing is copied); on the
+pure-Python reference backend they copy the plane words first.  The
+benchmarks time the array kernels on prepared arrays.
 """
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import _core, _scan
-
-if TYPE_CHECKING:
-    from .machine import Machine
-
-P_VMEMMAP = _core.PLANES["vmemmap"]
-P_RESERVED = _core.PLANES["reserved"]
-P_BUDDY = _core.PLANES["buddy"]
-P_UNMOVABLE = _core.PLANES["unmovable"]
+from .backend import PageBackend
+from .constants import FREE_STRATEGIES as _FREE_STRATEGIES
+from .constants import MEM_ONLINE, P_BUDDY, P_RESERVED, P_UNMOVABLE, P_VMEMMAP
+from .state import MachineState
 
 VMEMMAP_STRATEGIES = ("per_page", "wordwise", "prefix", "section_summary", "block_metadata")
 ISOLATION_STRATEGIES = ("per_page", "wordwise", "core")
-FREE_STRATEGIES = tuple(_core.FREE_STRATEGIES)   # ctz, get_order, get_order_aligned, page
+FREE_STRATEGIES = tuple(_FREE_STRATEGIES)   # ctz, get_order, get_order_aligned, page
 
 __all__ = [
     "VMEMMAP_STRATEGIES", "ISOLATION_STRATEGIES", "FREE_STRATEGIES",
@@ -96,7 +91,7 @@ class SectionSummary:
         return s
 
     @classmethod
-    def from_machine(cls, m: "Machine") -> "SectionSummary":
+    def from_machine(cls, m: MachineState) -> "SectionSummary":
         """Recount every present section of a machine from its vmemmap plane."""
         pps = m.arch.pages_per_section
         s = cls(m.nr_sections, pps)
@@ -125,10 +120,9 @@ class SectionSummary:
             left -= take
 
 
-def nr_vmemmap_per_block(m: "Machine") -> np.ndarray:
+def nr_vmemmap_per_block(m: MachineState) -> np.ndarray:
     """memory_block->nr_vmemmap_pages of every block whose vmemmap pages are
     marked (online blocks with an altmap), 0 elsewhere: the per-block metadata."""
-    from .machine import MEM_ONLINE
     return np.where(m.blk_altmap & (m.blk_state == MEM_ONLINE), m.alt_free, 0).astype(np.int64)
 
 
@@ -169,7 +163,7 @@ def vmemmap_per_section(strategy: str, *, nr_sections: int, pages_per_section: i
     return out
 
 
-def vmemmap_per_section_machine(m: "Machine", start_pfn: int, nr_sections: int,
+def vmemmap_per_section_machine(m: MachineState, start_pfn: int, nr_sections: int,
                                 strategy: str = "block_metadata",
                                 summary: SectionSummary | None = None) -> np.ndarray:
     """vmemmap_per_section() on a machine's live state (either backend).  The
@@ -181,6 +175,10 @@ def vmemmap_per_section_machine(m: "Machine", start_pfn: int, nr_sections: int,
         raise ValueError(f"start pfn {start_pfn:#x} is not section aligned")
     first = start_pfn // pps
     if strategy in ("per_page", "wordwise", "prefix"):
+        if isinstance(m.pages, _core.PageState):
+            out = np.empty(nr_sections, dtype=np.int64)
+            _scan.vmemmap_live(m.pages, strategy, start_pfn, nr_sections, pps, out)
+            return out
         words = m.pages.words(P_VMEMMAP, start_pfn, start_pfn + nr_sections * pps)
         return vmemmap_per_section(strategy, nr_sections=nr_sections, pages_per_section=pps,
                                    vmemmap=words)
@@ -193,7 +191,7 @@ def vmemmap_per_section_machine(m: "Machine", start_pfn: int, nr_sections: int,
                                sections_per_block=m.sections_per_block)
 
 
-def check_vmemmap_layout(m: "Machine") -> None:
+def check_vmemmap_layout(m: MachineState) -> None:
     """Raise AssertionError unless the vmemmap plane is exactly the prefix
     [start, start + nr_vmemmap_pages) of every block that has it marked: the
     condition under which all vmemmap strategies agree."""
@@ -232,30 +230,38 @@ def first_not_free(strategy: str, buddy: np.ndarray, vmemmap: np.ndarray, s: int
     return kernel(buddy, vmemmap, s, e, skip_vmemmap)
 
 
-def _plane_copies(pages, planes, s: int, e: int):
+def _plane_copies(pages: PageBackend, planes: tuple[int, ...], s: int,
+                  e: int) -> tuple[int, list[np.ndarray]]:
     base = s & ~63
     end = -(-e // 64) * 64
     return base, [pages.words(p, base, end) for p in planes]
 
 
-def has_unmovable_machine(pages, s: int, e: int, movable_zone: bool, skip_vmemmap: bool,
-                          strategy: str = "core") -> int:
+def has_unmovable_machine(pages: PageBackend, s: int, e: int, movable_zone: bool,
+                          skip_vmemmap: bool, strategy: str = "core") -> int:
     """has_unmovable() on a live PageState (or RefPageState); ``core`` asks the
-    page state itself, the others copy the planes first."""
+    page state itself, the others run on its live planes (a RefPageState's
+    planes are copied first)."""
     _choice(strategy, ISOLATION_STRATEGIES, "isolation")
     if strategy == "core":
         return pages.has_unmovable(s, e, movable_zone, skip_vmemmap)
+    if isinstance(pages, _core.PageState):
+        return int(_scan.has_unmovable_live(pages, s, e, movable_zone, skip_vmemmap,
+                                            strategy == "per_page"))
     base, (r, v, u) = _plane_copies(pages, (P_RESERVED, P_VMEMMAP, P_UNMOVABLE), s, e)
     hit = has_unmovable(strategy, r, v, u, s - base, e - base, movable_zone, skip_vmemmap)
     return hit if hit < 0 else hit + base
 
 
-def first_not_free_machine(pages, s: int, e: int, skip_vmemmap: bool,
+def first_not_free_machine(pages: PageBackend, s: int, e: int, skip_vmemmap: bool,
                            strategy: str = "core") -> int:
     """first_not_free() on a live page state, as has_unmovable_machine()."""
     _choice(strategy, ISOLATION_STRATEGIES, "isolation")
     if strategy == "core":
         return pages.first_not_free(s, e, skip_vmemmap)
+    if isinstance(pages, _core.PageState):
+        return int(_scan.first_not_free_live(pages, s, e, skip_vmemmap,
+                                             strategy == "per_page"))
     base, (b, v) = _plane_copies(pages, (P_BUDDY, P_VMEMMAP), s, e)
     hit = first_not_free(strategy, b, v, s - base, e - base, skip_vmemmap)
     return hit if hit < 0 else hit + base
@@ -268,7 +274,7 @@ def free_range(pages, s: int, e: int, strategy: str = "ctz",
     """Free pfns [s, e) to the buddy in chunks chosen by ``strategy``; returns the
     pages freed (``PageState.free_range`` / ``RefPageState.free_range``)."""
     _choice(strategy, FREE_STRATEGIES, "free")
-    return pages.free_range(s, e, _core.FREE_STRATEGIES[strategy], misaligned)
+    return pages.free_range(s, e, _FREE_STRATEGIES[strategy], misaligned)
 
 
 # ---------------------------------------------------------------- pure-Python references

@@ -3,16 +3,12 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
-
+from ..state import MachineState
 from . import procfs, sysfs
 from .kpageflags import write_kpageflags
 
-if TYPE_CHECKING:
-    from ..machine import Machine
 
-
-def export(m: "Machine", root: str | Path) -> Path:
+def export(m: MachineState, root: str | Path) -> Path:
     """Write DIR/proc/{buddyinfo,zoneinfo,pagetypeinfo,kpageflags} and
     DIR/sys/devices/system/memory/...; returns DIR."""
     root = Path(root)

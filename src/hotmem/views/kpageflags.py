@@ -1,14 +1,13 @@
 """/proc/kpageflags: one little-endian u64 of KPF_* bits per pfn (fs/proc/page.c)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
+import numpy.typing as npt
 
-from ..machine import (P_BUDDY, P_RESERVED, P_UNMOVABLE, P_VMEMMAP, SECTION_IS_ONLINE)
-
-if TYPE_CHECKING:
-    from ..machine import Machine
+from ..constants import P_BUDDY, P_RESERVED, P_UNMOVABLE, P_VMEMMAP, SECTION_IS_ONLINE
+from ..state import MachineState
 
 KPF = {"LOCKED": 0, "ERROR": 1, "REFERENCED": 2, "UPTODATE": 3, "DIRTY": 4, "LRU": 5,
        "ACTIVE": 6, "SLAB": 7, "WRITEBACK": 8, "RECLAIM": 9, "BUDDY": 10, "MMAP": 11,
@@ -29,26 +28,19 @@ ANON_PAGE = np.uint64(sum(1 << KPF[k] for k in ("UPTODATE", "LRU", "MMAP", "ANON
 CHUNK = 1 << 22  # pfns rendered at a time
 
 
-def vmemmap_flags(m: "Machine") -> np.uint64:
+def vmemmap_flags(m: MachineState) -> np.uint64:
     """KPF bits of a self-hosted memmap page in this machine's era and design."""
-    if m.design == "rfc2018":
-        return RESERVED  # PageVmemmap: PG_reserved + mapping magic, not exported
-    bits = np.uint64(0)
-    if m.kernel.vmemmap_reserved:
-        bits |= RESERVED
-    if m.kernel.vmemmap_self_hosted_flag:
-        bits |= OWNER_PRIVATE
-    return bits
+    return np.uint64(m.design.memmap_kpageflags(m))
 
 
-def _bits(m: "Machine", plane: int, s: int, e: int) -> np.ndarray:
+def _bits(m: MachineState, plane: int, s: int, e: int) -> np.ndarray:
     """Booleans of ``plane`` for pfns [s, e) (s is 64-aligned)."""
     e64 = -(-e // 64) * 64
     w = m.pages.words(plane, s, e64)
     return np.unpackbits(w.view(np.uint8), bitorder="little")[: e - s].astype(bool)
 
 
-def kpageflags(m: "Machine", start: int, end: int) -> np.ndarray:
+def kpageflags(m: MachineState, start: int, end: int) -> np.ndarray:
     """KPF values of pfns [start, end) as the era's kernel reports them."""
     end = min(end, m.kpageflags_end())
     if end <= start:
@@ -83,7 +75,7 @@ def kpageflags(m: "Machine", start: int, end: int) -> np.ndarray:
     return out
 
 
-def write_kpageflags(m: "Machine", fh: BinaryIO, start: int = 0, end: int | None = None) -> int:
+def write_kpageflags(m: MachineState, fh: BinaryIO, start: int = 0, end: int | None = None) -> int:
     """Write the kpageflags image of [start, end) (default: every pfn the kernel's
     file covers, see Machine.kpageflags_end); returns the bytes written."""
     end = m.kpageflags_end() if end is None else end

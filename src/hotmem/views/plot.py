@@ -6,15 +6,11 @@ draws it with the free blocks per order of every zone.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from ..machine import (P_BUDDY, P_RESERVED, P_UNMOVABLE, P_VMEMMAP, SECTION_IS_ONLINE,
-                       SECTION_MARKED_PRESENT)
-
-if TYPE_CHECKING:
-    from ..machine import Machine
+from ..constants import (P_BUDDY, P_RESERVED, P_UNMOVABLE, P_VMEMMAP, SECTION_IS_ONLINE,
+                         SECTION_MARKED_PRESENT)
+from ..state import MachineState
 
 # categories, in the order they are drawn in the legend
 CATEGORIES = ("absent", "offline", "free", "movable", "unmovable", "reserved", "vmemmap")
@@ -27,7 +23,7 @@ def _popcount_per_pixel(words: np.ndarray, words_per_pixel: int) -> np.ndarray:
     return counts.sum(axis=1, dtype=np.int64)
 
 
-def memory_map(m: "Machine", pixels: int = 1 << 16) -> tuple[np.ndarray, int]:
+def memory_map(m: MachineState, pixels: int = 1 << 16) -> tuple[np.ndarray, int]:
     """(category index per pixel, pfns per pixel) for pfns [0, max_pfn)."""
     end = m.max_pfn()
     per = max(64, -(-end // pixels))
@@ -57,7 +53,7 @@ def memory_map(m: "Machine", pixels: int = 1 << 16) -> tuple[np.ndarray, int]:
     for name in ("movable", "reserved", "unmovable"):
         cat = np.where(count[name] > 0, CATEGORIES.index(name), cat)
     cat = np.where(2 * count["vmemmap"] >= per, CATEGORIES.index("vmemmap"), cat)
-    if m.design == "rfc2018":
+    if m.design.memmap_stays_marked_offline:
         # PageVmemmap pages stay marked while their block is offline
         cat = np.where(~online & (count["vmemmap"] > 0), CATEGORIES.index("vmemmap"), cat)
         cat = np.where(~online & (count["vmemmap"] == 0) & present, 1, cat)
@@ -67,7 +63,7 @@ def memory_map(m: "Machine", pixels: int = 1 << 16) -> tuple[np.ndarray, int]:
     return cat.astype(np.int8), per
 
 
-def plot_machine(m: "Machine", path: str, title: str | None = None) -> None:
+def plot_machine(m: MachineState, path: str, title: str | None = None) -> None:
     """Write a PNG: the memory map, and free blocks per order of each zone."""
     try:
         import matplotlib

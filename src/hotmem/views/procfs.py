@@ -1,16 +1,12 @@
 """/proc/buddyinfo, /proc/zoneinfo and /proc/pagetypeinfo as mm/vmstat.c prints them."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from ..arch import MAX_NR_ZONES
-from ..machine import MIGRATE_ISOLATE, SECTION_IS_ONLINE
-
-if TYPE_CHECKING:
-    from ..machine import Machine
-    from ..zone import Zone
+from ..constants import MAX_NR_ZONES, MIGRATE_ISOLATE, SECTION_IS_ONLINE, pageblock_lists
+from ..mmzone import Zone
+from ..page_alloc import lowmem_reserve, nr_free_pages, zone_nr_free_pages
+from ..state import MachineState
 
 # migratetype_names[] of a kernel without CONFIG_CMA (Debian's 6.1 and 6.12)
 MIGRATETYPE_COLUMNS = ((0, "Unmovable"), (1, "Movable"), (2, "Reclaimable"),
@@ -18,17 +14,17 @@ MIGRATETYPE_COLUMNS = ((0, "Unmovable"), (1, "Movable"), (2, "Reclaimable"),
 PAGETYPEINFO_CAP = 100000
 
 
-def online_nodes(m: "Machine") -> list[int]:
+def online_nodes(m: MachineState) -> list[int]:
     """Nodes with memory or memory blocks (node 0 always)."""
     nids = {0} | {int(n) for n in np.unique(m.blk_nid[m.blk_state != 0])}
     return sorted(nids)
 
 
-def node_zones(m: "Machine", nid: int) -> list["Zone"]:
+def node_zones(m: MachineState, nid: int) -> list[Zone]:
     return [z for z in m.zones[nid * MAX_NR_ZONES:(nid + 1) * MAX_NR_ZONES] if z.configured]
 
 
-def buddyinfo(m: "Machine") -> str:
+def buddyinfo(m: MachineState) -> str:
     """/proc/buddyinfo: free blocks per order of every populated zone."""
     lines = []
     for nid in online_nodes(m):
@@ -40,7 +36,7 @@ def buddyinfo(m: "Machine") -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def pageblock_counts(m: "Machine", z: "Zone") -> dict[int, int]:
+def pageblock_counts(m: MachineState, z: Zone) -> dict[int, int]:
     """Pageblocks of a zone by migratetype, over its span, in online sections only."""
     if z.is_empty():
         return {}
@@ -51,11 +47,11 @@ def pageblock_counts(m: "Machine", z: "Zone") -> dict[int, int]:
     pfns = s + (np.arange(len(mt), dtype=np.int64) << pbo)
     sec = pfns >> (m.arch.section_size_bits - m.arch.page_shift)
     ok = (zn == z.zid + 1) & ((m.sec_flags[sec] & SECTION_IS_ONLINE) != 0)
-    kinds = np.where(mt & 0x80, MIGRATE_ISOLATE, mt & 7)[ok]
+    kinds = pageblock_lists(mt)[ok]
     return {int(k): int(c) for k, c in zip(*np.unique(kinds, return_counts=True))}
 
 
-def pagetypeinfo(m: "Machine") -> str:
+def pagetypeinfo(m: MachineState) -> str:
     """/proc/pagetypeinfo: free blocks per migratetype and order, pageblock counts."""
     orders = m.arch.max_page_order + 1
     out = [f"Page block order: {m.arch.pageblock_order}\n",
@@ -78,14 +74,7 @@ def pagetypeinfo(m: "Machine") -> str:
     return "".join(out)
 
 
-def zone_nr_free_pages(m: "Machine", z: "Zone") -> int:
-    """NR_FREE_PAGES: free pages not on MIGRATE_ISOLATE lists."""
-    nf = m.pages.nr_free[z.zid]
-    sizes = 1 << np.arange(nf.shape[1], dtype=np.int64)
-    return int((nf * sizes).sum() - (nf[MIGRATE_ISOLATE] * sizes).sum())
-
-
-def zoneinfo(m: "Machine") -> str:
+def zoneinfo(m: MachineState) -> str:
     """/proc/zoneinfo: every zone of every online node.  The counters hotmem
     models are printed in the kernel's layout; the per-node and per-zone vm
     event statistics and the per-cpu pagesets, which it does not model, are
@@ -95,7 +84,7 @@ def zoneinfo(m: "Machine") -> str:
     for nid in online_nodes(m):
         for z in node_zones(m, nid):
             free = zone_nr_free_pages(m, z)
-            prot = ", ".join(str(x) for x in m.lowmem_reserve(z))
+            prot = ", ".join(str(x) for x in lowmem_reserve(m, z))
             out.append(f"Node {nid}, zone {z.name:>8}"
                        f"\n  pages free     {free}"
                        f"\n        boost    0"
@@ -117,8 +106,8 @@ def zoneinfo(m: "Machine") -> str:
     return "".join(out)
 
 
-def meminfo_kb(m: "Machine") -> dict[str, int]:
+def meminfo_kb(m: MachineState) -> dict[str, int]:
     """MemTotal / MemFree in kB (the two /proc/meminfo lines hotmem models)."""
     kb = m.arch.page_size >> 10
     return {"MemTotal": m.totalram_pages() * kb,
-            "MemFree": sum(zone_nr_free_pages(m, z) for z in m.zones) * kb}
+            "MemFree": nr_free_pages(m) * kb}

@@ -1,20 +1,16 @@
 """/sys/devices/system/memory as drivers/base/memory.c shows it."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from ..machine import STATE_NAMES, MEM_ONLINE
-from ..zone import MMOP_ONLINE, MMOP_ONLINE_KERNEL, MMOP_ONLINE_MOVABLE, zone_for_pfn_range
-
-if TYPE_CHECKING:
-    from ..machine import Machine
+from ..constants import MEM_ONLINE, MMOP_ONLINE, MMOP_ONLINE_KERNEL, MMOP_ONLINE_MOVABLE, STATE_NAMES
+from ..memory_hotplug import zone_for_pfn_range
+from ..state import MachineState
 
 
-def block_size_bytes(m: "Machine") -> str:
+def block_size_bytes(m: MachineState) -> str:
     return f"{m.block_size:x}\n"
 
 
-def valid_zones(m: "Machine", blk: int) -> str:
+def valid_zones(m: MachineState, blk: int) -> str:
     """valid_zones_show(): the zone of an online block ('none' if mixed); for an
     offline block the default zone, then the kernel and Movable choices that differ."""
     if m.blk_state[blk] == MEM_ONLINE:
@@ -32,7 +28,7 @@ def valid_zones(m: "Machine", blk: int) -> str:
     return " ".join(names) + "\n"
 
 
-def block_files(m: "Machine", blk: int) -> dict[str, str]:
+def block_files(m: MachineState, blk: int) -> dict[str, str]:
     """The files of memoryN/ and their contents."""
     state = int(m.blk_state[blk])
     return {
@@ -45,7 +41,7 @@ def block_files(m: "Machine", blk: int) -> dict[str, str]:
     }
 
 
-def memory_tree(m: "Machine") -> dict[str, str]:
+def memory_tree(m: MachineState) -> dict[str, str]:
     """Every file under /sys/devices/system/memory, path -> contents."""
     files = {"block_size_bytes": block_size_bytes(m),
              "auto_online_blocks": m.auto_online_blocks + "\n"}

@@ -1,0 +1,515 @@
+"""mm/memory_hotplug.c as hotmem models it: add_memory(), the eligibility of
+memmap on memory, zone choice, memory_block_online() / online_pages(),
+memory_block_offline() / offline_pages(), and try_remove_memory().
+
+The design (``m.design``, see hotmem.designs) decides where the memmap goes
+and how a block is onlined, offlined and removed; what every design shares is
+here.  Every operation checks all that can fail before it changes anything,
+so a failure leaves the machine exactly as it was (the kernel undoes its
+work; see docs/kernel-notes.md for where its undo is not exact).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .arch import Arch
+from .constants import (FREE_STRATEGIES, GiB, MEM_OFFLINE, MEM_ONLINE, MHP_MEMMAP_ON_MEMORY,
+                        MIGRATE_MOVABLE, MMOP_OFFLINE, MMOP_ONLINE_KERNEL, MMOP_ONLINE_MOVABLE,
+                        ONLINE_TYPES, P_BUDDY, P_UNMOVABLE, P_VMEMMAP, ZONE_MOVABLE, ZONE_NORMAL, IntArray)
+from .errors import ConfigError, HotplugError
+from .kernel import Kernel
+from .mmzone import Zone
+from .page_alloc import (alloc_memmap, init_per_zone_wmark_min, memmap_chunks_needed,
+                         migration_room, migration_targets)
+from .page_isolation import (start_isolate_page_range, test_pages_isolated,
+                             undo_isolate_page_range, unmovable_page)
+from .sparse import memmap_units, online_mem_sections, sparse_add_sections, vmemmap_pages_per_block
+from .state import MachineState, MemoryGroup
+from .units import parse_addr, parse_size
+
+# offline_pages() retries migration until a signal arrives.  hotmem's state is
+# deterministic, so a round that cannot make progress never will: it ends the
+# offline at once with the -EINTR a signal (the user's timeout) would give.
+
+
+# ---------------------------------------------------------------- memmap on memory
+
+def arch_supports_memmap_on_memory(arch: Arch, vmemmap_size: int) -> bool:
+    """arch_supports_memmap_on_memory() on the memmap size in bytes of one block."""
+    if arch.memmap_hook == "never":
+        return False
+    if arch.memmap_hook == "ppc-radix" and arch.page_shift == 16:
+        # 64K radix: the memmap is mapped with base pages, no PMD rule
+        return True
+    return vmemmap_size % arch.pmd_size == 0
+
+
+def mhp_supports_memmap_on_memory(arch: Arch, kernel: Kernel, mode: str, block_size: int,
+                                  size: int | None = None) -> tuple[bool, str]:
+    """mhp_supports_memmap_on_memory() as the era has it: (supported, reason).
+
+    ``size`` is the size of the add_memory request for the eras (5.13 .. 6.7)
+    that only self-host the memmap of single-block requests.
+    """
+    if mode == "n":
+        return False, "memory_hotplug.memmap_on_memory=N"
+    if not kernel.has_memmap_on_memory:
+        return False, f"kernel {kernel} has no memmap_on_memory (5.13+)"
+    if arch.memmap_on_memory_since is None or not kernel.at_least(*arch.memmap_on_memory_since):
+        since = arch.memmap_on_memory_since
+        return False, (f"{arch.name} does not select ARCH_MHP_MEMMAP_ON_MEMORY_ENABLE"
+                       + (f" before {since[0]}.{since[1]}" if since else ""))
+    if mode == "force" and not kernel.has_force_mode:
+        return False, f"memmap_on_memory=force needs 6.6 (kernel {kernel})"
+    block_pages = arch.block_pages(block_size)
+    vmemmap_size = block_pages * arch.struct_page_size
+    if kernel.single_block_memmap_on_memory and size is not None and size != block_size:
+        return False, (f"request of {size:#x} bytes is not one memory block "
+                       f"({block_size:#x}); kernel {kernel} self-hosts single blocks only")
+    if not kernel.has_force_mode:
+        # 5.13 .. 6.5: PMD-aligned memmap and pageblock-aligned remainder
+        remaining = block_size - vmemmap_size
+        if vmemmap_size % arch.pmd_size:
+            return False, f"memmap of a block ({vmemmap_size:#x} bytes) is not PMD aligned"
+        if remaining % (arch.pageblock_nr_pages << arch.page_shift):
+            return False, "memory after the memmap is not pageblock aligned"
+        return True, "supported"
+    if vmemmap_size % arch.page_size:
+        return False, "memmap of a block is not a whole number of pages"
+    pages = vmemmap_pages_per_block(arch, block_size, mode)
+    if pages % arch.pageblock_nr_pages:
+        return False, (f"{pages} memmap pages per block are not a multiple of "
+                       f"pageblock_nr_pages ({arch.pageblock_nr_pages})")
+    if pages == block_pages:
+        return False, "the memmap would fill the whole block"
+    if not arch_supports_memmap_on_memory(arch, vmemmap_size):
+        if arch.memmap_hook == "never":
+            return False, f"{arch.name}: the arch hook refuses (no radix MMU)"
+        return False, (f"memmap of a block ({vmemmap_size:#x} bytes) is not a multiple "
+                       f"of PMD_SIZE ({arch.pmd_size:#x})")
+    return True, "supported"
+
+
+# ---------------------------------------------------------------- zones
+
+def default_kernel_zone_for_pfn(m: MachineState, nid: int, start_pfn: int,
+                                nr_pages: int) -> Zone:
+    """The first zone below ZONE_NORMAL intersecting the range, else ZONE_NORMAL."""
+    for ztype in range(ZONE_NORMAL):
+        z = m.zone(nid, ztype)
+        if z.intersects(start_pfn, nr_pages):
+            return z
+    return m.zone(nid, ZONE_NORMAL)
+
+
+def default_zone_for_pfn(m: MachineState, nid: int, start_pfn: int, nr_pages: int) -> Zone:
+    """contig-zones: keep the range in the one zone it already intersects."""
+    kernel_zone = default_kernel_zone_for_pfn(m, nid, start_pfn, nr_pages)
+    movable_zone = m.zone(nid, ZONE_MOVABLE)
+    in_kernel = kernel_zone.intersects(start_pfn, nr_pages)
+    in_movable = movable_zone.intersects(start_pfn, nr_pages)
+    if in_kernel ^ in_movable:
+        return kernel_zone if in_kernel else movable_zone
+    return movable_zone if m.movable_node else kernel_zone
+
+
+def auto_movable_can_online_movable(m: MachineState, nid: int | None, nr_pages: int) -> bool:
+    """Would nr_pages more in ZONE_MOVABLE keep MOVABLE:KERNEL_EARLY within the ratio?"""
+    kernel_early = movable = 0
+    for z in m.zones:
+        if nid is not None and z.nid != nid:
+            continue
+        if not z.populated():
+            continue
+        if z.ztype == ZONE_MOVABLE:
+            movable += z.present_pages
+        else:
+            kernel_early += z.present_early_pages - z.cma_pages
+            movable += z.cma_pages
+    movable += nr_pages
+    return movable <= (m.auto_movable_ratio * kernel_early) // 100
+
+
+def auto_movable_zone_for_pfn(m: MachineState, nid: int, group: MemoryGroup | None,
+                              start_pfn: int, nr_pages: int) -> Zone:
+    """online_policy=auto-movable; hot-added DIMMs are static memory groups."""
+    if m.auto_movable_ratio:
+        if group is not None:
+            max_pages = group.max_pages
+            online_pages = group.present_movable_pages
+            if group.present_kernel_pages:
+                return default_kernel_zone_for_pfn(m, nid, start_pfn, nr_pages)
+        else:
+            max_pages, online_pages = nr_pages, 0
+        want = max_pages - online_pages
+        if (auto_movable_can_online_movable(m, None, want)
+                and (not m.auto_movable_numa_aware
+                     or auto_movable_can_online_movable(m, nid, want))):
+            return m.zone(nid, ZONE_MOVABLE)
+    return default_kernel_zone_for_pfn(m, nid, start_pfn, nr_pages)
+
+
+def zone_for_pfn_range(m: MachineState, online_type: int, nid: int,
+                       group: MemoryGroup | None, start_pfn: int, nr_pages: int) -> Zone:
+    """zone_for_pfn_range(): the zone an online of this type would use."""
+    if online_type == MMOP_ONLINE_KERNEL:
+        return default_kernel_zone_for_pfn(m, nid, start_pfn, nr_pages)
+    if online_type == MMOP_ONLINE_MOVABLE:
+        return m.zone(nid, ZONE_MOVABLE)
+    if m.online_policy == "auto-movable":
+        return auto_movable_zone_for_pfn(m, nid, group, start_pfn, nr_pages)
+    return default_zone_for_pfn(m, nid, start_pfn, nr_pages)
+
+
+def shrink_zone_span(m: MachineState, zone: Zone, start_pfn: int, end_pfn: int) -> None:
+    """shrink_zone_span(): after [start_pfn, end_pfn) left the zone, move the span
+    edges to the nearest pfn still online in the zone (subsection granularity)."""
+    if zone.zone_start_pfn == start_pfn:
+        pfn = m.find_zone_pfn(zone.zid, end_pfn, zone.zone_end_pfn, reverse=False)
+        if pfn >= 0:
+            zone.spanned_pages = zone.zone_end_pfn - pfn
+            zone.zone_start_pfn = pfn
+        else:
+            zone.zone_start_pfn = 0
+            zone.spanned_pages = 0
+    elif zone.zone_end_pfn == end_pfn:
+        pfn = m.find_zone_pfn(zone.zid, zone.zone_start_pfn, start_pfn, reverse=True)
+        if pfn >= 0:
+            zone.spanned_pages = pfn - zone.zone_start_pfn + 1
+        else:
+            zone.zone_start_pfn = 0
+            zone.spanned_pages = 0
+
+
+def move_pfn_range_to_zone(m: MachineState, zone: Zone, start: int, nr: int,
+                           migratetype: int) -> None:
+    """Span the zone over the range and initialise its pageblocks."""
+    zone.resize_range(start, nr)
+    m.pages.set_pageblocks(start, start + nr, migratetype, zone.zid)
+
+
+def adjust_present_page_count(m: MachineState, zone: Zone, blk: int, nr: int) -> None:
+    zone.present_pages += nr
+    if m.blk_early[blk]:
+        zone.present_early_pages += nr
+    group = m.group_of_block(blk)
+    if group is not None:
+        if zone.ztype == ZONE_MOVABLE:
+            group.present_movable_pages += nr
+        else:
+            group.present_kernel_pages += nr
+
+
+# ---------------------------------------------------------------- hot-add
+
+def default_add_start(m: MachineState) -> int:
+    """Right after the highest present memory, block aligned; on x86 never
+    below 4 GiB (the PCI hole), as QEMU's device-memory region starts there."""
+    end = max(m.max_pfn() << m.arch.page_shift,
+              max(e for _, e in m.boot_ranges) << m.arch.page_shift)
+    if m.arch.pc_layout:
+        end = max(end, 4 * GiB)
+    return -(-end // m.block_size) * m.block_size
+
+
+def check_add_range(m: MachineState, start: int, size: int) -> tuple[int, int]:
+    """check_hotplug_memory_range() and the resource checks of add_memory():
+    the pfn range, or the error the kernel gives."""
+    bs = m.block_size
+    if size == 0 or start % bs or size % bs:
+        raise HotplugError("EINVAL", f"Block size [{bs:#x}] unaligned hotplug range: "
+                           f"start {start:#x}, size {size:#x}")
+    if start + size > m.max_phys:
+        raise HotplugError("E2BIG", f"Hotplug memory [{start:#x}-{start + size - 1:#x}] exceeds "
+                           f"maximum addressable address {m.max_phys - 1:#x}")
+    a = m.arch
+    spfn, epfn = start >> a.page_shift, (start + size) >> a.page_shift
+    for s, e in m.boot_ranges:
+        if s < epfn and e > spfn:
+            raise HotplugError("EEXIST", f"[mem {start:#x}-{start + size - 1:#x}] overlaps "
+                               f"boot System RAM")
+    blocks = np.arange(spfn // m.pages_per_block, epfn // m.pages_per_block)
+    busy = blocks[m.blk_state[blocks] != 0]
+    if len(busy):
+        raise HotplugError("EEXIST", f"[mem {start:#x}-{start + size - 1:#x}] overlaps "
+                           f"memory{int(busy[0])}, already added", block=int(busy[0]))
+    return spfn, epfn
+
+
+def add_memory(m: MachineState, start: int | str | None, size: int | str, nid: int = 0,
+               mhp_flags: int = 0, driver: str = "acpi") -> list[int]:
+    """add_memory() of one device with the MHP_* flags its driver passes;
+    returns the ids of the new memory blocks (offline unless auto-onlined).
+
+    With MHP_MEMMAP_ON_MEMORY the memmap goes on the memory where the design
+    and era support it; where they do not, the design says whether the add
+    fails with EINVAL (before 6.6) or falls back to a memmap from online memory."""
+    size = parse_size(size, "size")
+    start = default_add_start(m) if start is None else parse_addr(start, "start")
+    if isinstance(nid, bool) or not isinstance(nid, int) or not 0 <= nid < m.nr_nodes:
+        raise HotplugError("EINVAL", f"node {str(nid)[:20]} is not possible")
+    spfn, epfn = check_add_range(m, start, size)
+    supported, why = m.design.verdict(m, size)
+    asked = bool(mhp_flags & MHP_MEMMAP_ON_MEMORY)
+    if asked and m.memmap_on_memory != "n" and not supported \
+            and m.design.rejects_unsupported_request(m):
+        raise HotplugError("EINVAL", f"MHP_MEMMAP_ON_MEMORY requested for [mem {start:#x}-"
+                           f"{start + size - 1:#x}] but not supported: {why}")
+    use = asked and supported
+    group = MemoryGroup(m.next_gid, nid, spfn, epfn - spfn, epfn - spfn,
+                        memmap_on_memory=use, driver=driver)
+    # the design checks what can still fail, then places the memmap and
+    # registers the range (register_added_range)
+    m.design.add_memory(m, spfn, epfn, nid, use, group)
+    blocks = np.arange(spfn // m.pages_per_block, epfn // m.pages_per_block)
+    return auto_online(m, blocks, group)
+
+
+def check_memmap_room(m: MachineState, spfn: int, epfn: int, nid: int) -> None:
+    """ENOMEM unless the node's online memory can hold the memmap of the range."""
+    units, unit = memmap_units(m)
+    nblocks = (epfn - spfn) // m.pages_per_block
+    why_not = memmap_chunks_needed(m, units * unit * nblocks, unit, nid)
+    if why_not:
+        raise HotplugError("ENOMEM", f"hot-add of [mem {m.addr(spfn):#x}-"
+                           f"{m.addr(epfn) - 1:#x}] failed: {why_not}")
+
+
+def register_added_range(m: MachineState, group: MemoryGroup) -> None:
+    """Sections present, memory blocks offline (create_memory_block_devices),
+    the device's memory group registered."""
+    spfn, epfn, nid = group.start_pfn, group.end_pfn, group.nid
+    m.next_gid = max(m.next_gid, group.gid + 1)
+    m.groups[group.gid] = group
+    sparse_add_sections(m, spfn, epfn, nid)
+    blocks = slice(spfn // m.pages_per_block, epfn // m.pages_per_block)
+    m.blk_state[blocks] = MEM_OFFLINE
+    m.blk_nid[blocks] = nid
+    m.blk_group[blocks] = group.gid
+    m.blk_early[blocks] = False
+    m.blk_zone[blocks] = -1
+
+
+def memmap_from_buddy(m: MachineState, blocks: IntArray, nid: int) -> None:
+    """The memmap of each block from the node's online memory (no altmap)."""
+    units, unit = memmap_units(m)
+    for blk in blocks:
+        m.memmap_from_buddy[int(blk)] = alloc_memmap(m, units, unit, nid)
+    init_per_zone_wmark_min(m)
+
+
+def auto_online(m: MachineState, blocks: IntArray, g: MemoryGroup) -> list[int]:
+    """Online new blocks with auto_online_blocks; failures are noted, not retried
+    (the kernel does not retry either).  Returns the block ids."""
+    if m.auto_online_blocks != "offline":
+        for blk in blocks:
+            try:
+                online_block(m, int(blk), m.auto_online_blocks)
+            except HotplugError as err:
+                g.notes.append(f"auto-online of memory{int(blk)} failed: {err}")
+    return [int(b) for b in blocks]
+
+
+# ---------------------------------------------------------------- online
+
+def check_block(m: MachineState, blk: object) -> int:
+    """The memory block device memoryN: EINVAL when there is none."""
+    if isinstance(blk, bool) or not isinstance(blk, (int, np.integer)):
+        raise ConfigError(f"block id must be a whole number, got {str(blk)[:40]}")
+    b = int(blk)
+    if not 0 <= b < m.nr_blocks or not m.blk_state[b]:
+        raise HotplugError("EINVAL", f"memory{b} does not exist", block=b)
+    return b
+
+
+def check_online_type(online_type: str, blk: int | None = None) -> int:
+    """The mmop of a write to memoryN/state that asks for an online."""
+    mmop = ONLINE_TYPES.get(online_type) if isinstance(online_type, str) else None
+    if mmop is None or mmop == MMOP_OFFLINE:
+        raise HotplugError("EINVAL", f"'{str(online_type)[:40]}' is not an online type "
+                           "(online, online_kernel, online_movable)", block=blk)
+    return mmop
+
+
+def online_block(m: MachineState, blk: int, online_type: str = "online") -> Zone:
+    """memory_block_online() through a write of ``online_type`` to memoryN/state.
+    Returns the zone the block went to."""
+    blk = check_block(m, blk)
+    mmop = check_online_type(online_type, blk)
+    if m.blk_state[blk] != MEM_OFFLINE:
+        raise HotplugError("EINVAL", f"memory{blk} is already online", block=blk)
+    return m.design.online_block(m, blk, mmop)
+
+
+def online_pages(m: MachineState, zone: Zone, blk: int, start: int, end: int,
+                 strategy: str | None = None) -> int:
+    """online_pages(): isolated pageblocks, ctz chunks freed to the buddy tail,
+    present accounting, un-isolation, watermarks.  Returns pages freed."""
+    nr = end - start
+    p = m.pages
+    move_pfn_range_to_zone(m, zone, start, nr, MIGRATE_MOVABLE)
+    start_isolate_page_range(m, zone, start, end)
+    freed = p.free_range(start, end, FREE_STRATEGIES[strategy or m.kernel.online_free_strategy])
+    zone.managed_pages += freed
+    online_mem_sections(m, start, end)
+    adjust_present_page_count(m, zone, blk, nr)
+    undo_isolate_page_range(m, zone, start, end)
+    init_per_zone_wmark_min(m)
+    return freed
+
+
+# ---------------------------------------------------------------- offline
+
+def _system_ram_pages(m: MachineState, blk: int, start: int, end: int) -> int:
+    if not m.blk_early[blk]:
+        return end - start
+    return sum(max(0, min(e, end) - max(s, start)) for s, e in m.boot_ranges)
+
+
+def offline_block(m: MachineState, blk: int) -> None:
+    """memory_block_offline() through a write of ``offline`` to memoryN/state."""
+    blk = check_block(m, blk)
+    m.design.offline_block(m, blk)
+
+
+def offline_precheck(m: MachineState, blk: int, start: int, end: int,
+                     skip_vmemmap: bool = False) -> HotplugError | None:
+    """Every reason offline_pages() of [start, end) of block ``blk`` would fail,
+    checked without changing anything; None when the offline would succeed."""
+    if m.blk_state[blk] != MEM_ONLINE:
+        return HotplugError("EINVAL", f"memory{blk} is already offline", block=blk)
+    zid = int(m.blk_zone[blk])
+    if zid < 0:
+        return HotplugError("EINVAL", f"memory{blk} spans more than one zone or node "
+                            "(valid_zones: none)", block=blk)
+    zone = m.zones[zid]
+    p = m.pages
+    nr = end - start
+    rng = f"[mem {m.addr(start):#010x}-{m.addr(end) - 1:#010x}]"
+    if _system_ram_pages(m, blk, start, end) != nr:
+        return HotplugError("EINVAL", f"memory offlining {rng} failed due to memory holes",
+                            block=blk)
+    if p.pageblock(start)[2] != zid or p.pageblock(end - 1)[2] != zid:
+        return HotplugError("EINVAL", f"memory offlining {rng} failed due to multizone range",
+                            block=blk)
+    # start_isolate_page_range(): an unmovable page fails the isolation
+    bad = unmovable_page(m, zone, start, end, skip_vmemmap)
+    if bad >= 0:
+        return HotplugError("EBUSY", f"memory offlining {rng} failed due to failure to "
+                            f"isolate range: unmovable page at pfn {bad:#x} of memory{blk}",
+                            pfn=bad, block=blk)
+    stuck = p.find_set(P_UNMOVABLE, start, end)
+    if stuck >= 0:
+        # only in ZONE_MOVABLE: isolation passes, migration never moves it
+        return HotplugError("EINTR", f"memory offlining {rng} failed due to signal backoff: "
+                            f"pfn {stuck:#x} is an unmovable page in ZONE_MOVABLE that "
+                            "migration never moves, so test_pages_isolated() would fail "
+                            "until a signal arrives",
+                            pfn=stuck, block=blk)
+    movable = movable_pages(m, start, end, skip_vmemmap)
+    if len(movable):
+        room = migration_room(m, int(m.blk_nid[blk]), zone, p.count(P_BUDDY, start, end))
+        if room < len(movable):
+            return HotplugError("EINTR", f"memory offlining {rng} failed due to signal backoff: "
+                                f"{len(movable)} movable pages of memory{blk} cannot be "
+                                f"migrated (room for {room} elsewhere); the kernel would "
+                                "retry until a signal arrives", pfn=int(movable[0]), block=blk)
+    return None
+
+
+def movable_pages(m: MachineState, start: int, end: int, skip_vmemmap: bool) -> IntArray:
+    """Allocated movable pages of [start, end) that migration must move."""
+    movable = m.pages.allocated_pfns(start, end, False)
+    if skip_vmemmap and len(movable):
+        keep = [not m.pages.test(P_VMEMMAP, int(pfn)) for pfn in movable]
+        movable = movable[np.array(keep, dtype=bool)]
+    return movable
+
+
+def offline_pages(m: MachineState, zone: Zone, blk: int, start: int, end: int, *,
+                  nr_vmemmap: int, skip_vmemmap: bool) -> None:
+    """offline_pages() once offline_precheck() passed: isolation, migration,
+    removal of the free pages from the buddy, accounting."""
+    p = m.pages
+    nr = end - start
+    # memory_block_offline() takes the vmemmap pages out of present first
+    adjust_present_page_count(m, zone, blk, -nr_vmemmap)
+    isolated = start_isolate_page_range(m, zone, start, end)
+    movable = movable_pages(m, start, end, skip_vmemmap)
+    if len(movable):
+        # do_migrate_range(): new pages elsewhere, the old ones are freed
+        migration_targets(m, len(movable), int(m.blk_nid[blk]))
+        p.free_pages(movable)
+    left = test_pages_isolated(m, start, end, skip_vmemmap)
+    assert left < 0, f"test_pages_isolated: pfn {left:#x} still in use"
+    # __offline_isolated_pages(): sections go offline, the free pages leave the
+    # buddy; managed drops by nr (6.1), or by nr less PageOffline pages (6.12),
+    # which are the same here since hotmem has no PageOffline pages
+    online_mem_sections(m, start, end, online=False)
+    removed = p.remove_free_range(start, end)
+    zone.nr_isolate_pageblock -= isolated
+    zone.managed_pages -= removed
+    adjust_present_page_count(m, zone, blk, -nr)
+    init_per_zone_wmark_min(m)
+    # remove_pfn_range_from_zone(): the whole block's pageblocks leave the zone
+    # (its sections are offline, so the span search skips the vmemmap too)
+    m.pages.set_pageblocks(start - nr_vmemmap, end, 0, -1)
+    shrink_zone_span(m, zone, start, end)
+
+
+# ---------------------------------------------------------------- hot-remove
+
+def remove_memory(m: MachineState, start: int | str, size: int | str) -> None:
+    """try_remove_memory() of [start, start + size)."""
+    start = parse_addr(start, "start")
+    size = parse_size(size, "size")
+    bs = m.block_size
+    if size == 0 or start % bs or size % bs:
+        raise HotplugError("EINVAL", f"remove of [mem {start:#x}-{start + size - 1:#x}] is not "
+                           f"memory block aligned (block size {bs:#x})")
+    if start + size > m.max_phys:
+        # checked before any array is built: the range is beyond the machine
+        raise HotplugError("EINVAL", f"remove of [mem {start:#x}-{start + size - 1:#x}] is "
+                           f"beyond the machine's address space ({m.max_phys:#x})")
+    a = m.arch
+    spfn, epfn = start >> a.page_shift, (start + size) >> a.page_shift
+    blocks = np.arange(spfn // m.pages_per_block, epfn // m.pages_per_block)
+    absent = blocks[m.blk_state[blocks] == 0]
+    if len(absent):
+        raise HotplugError("EINVAL", f"no memory was added at memory{int(absent[0])}",
+                           block=int(absent[0]))
+    if m.blk_early[blocks].any():
+        raise HotplugError("EINVAL", "boot memory cannot be hot-removed")
+    online = blocks[m.blk_state[blocks] != MEM_OFFLINE]
+    if len(online):
+        b = int(online[0])
+        s, e = m.block_range(b)
+        raise HotplugError("EBUSY", f"removing memory fails, because memory [{m.addr(s):#x}-"
+                           f"{m.addr(e) - 1:#x}] is onlined (memory{b})", block=b)
+    m.design.remove_memory(m, spfn, epfn, blocks)
+
+
+def unregister_removed_range(m: MachineState, spfn: int, epfn: int, blocks: IntArray,
+                             notes: dict[int, list[str]] | None = None) -> None:
+    """What every design's remove ends with: memmap pages taken from the buddy
+    go back, sections and memory blocks go away, groups shrink, the pages are
+    released, the watermarks follow."""
+    for blk in blocks.tolist():
+        memmap = m.memmap_from_buddy.pop(blk, None)
+        if memmap is not None:
+            m.pages.free_pages(memmap)
+    pps = m.arch.pages_per_section
+    m.sec_flags[spfn // pps:epfn // pps] = 0
+    m.blk_state[blocks] = 0
+    m.blk_zone[blocks] = -1
+    for gid in sorted(set(int(g) for g in m.blk_group[blocks])):
+        g = m.groups[gid]
+        g.nr_pages -= int(np.count_nonzero(m.blk_group[blocks] == gid)) * m.pages_per_block
+        if notes:
+            g.notes.extend(notes.get(gid, []))
+        if g.nr_pages <= 0:
+            del m.groups[gid]
+    m.blk_group[blocks] = -1
+    m.pages.release(spfn, epfn)
+    init_per_zone_wmark_min(m)
+
