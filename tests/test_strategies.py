@@ -276,3 +276,53 @@ def test_free_range_random(s, length, strategy):
     c = fresh(_core.PageState, n)
     S.free_range(c, s, e, "ctz")
     assert state_of(a, n) == state_of(c, n)
+
+
+# ---------------------------------------------------------------- exact answers
+
+EXACT = [  # arch, mode, block size, expected vmemmap pages per section of blocks 0, 1, 2
+    ("x86_64", "y", None, [512, 0, 512]),
+    ("x86_64", "force", None, [512, 0, 512]),
+    ("arm64", "y", None, [512, 0, 512]),
+    ("x86_64", "n", None, [0, 0, 0]),
+    ("x86_64", "y", "2G", [8192] + [0] * 15 + [0] * 16 + [8192] + [0] * 15),
+    ("s390x", "y", None, [1024, 0, 1024]),
+]
+
+
+@pytest.mark.parametrize("arch,mode,block,expect", EXACT)
+def test_vmemmap_strategies_give_the_kernels_counts(arch, mode, block, expect):
+    """Blocks 0 and 2 of three hot-added blocks online: each block's first
+    section holds its memmap (512 pages of 128 MiB on x86_64 and arm64, 1024
+    of 256 MiB on s390x, 8192 of 2 GiB), the offline block none."""
+    kw = dict(boot_memory="1G", memmap_on_memory=mode)
+    if block:
+        kw["block_size"] = block
+    m = Machine(arch, **kw)
+    blocks = m.add(size=3 * m.block_size)
+    m.online(blocks[0], "online_movable")
+    m.online(blocks[2], "online_movable")
+    start = m.block_range(blocks[0])[0]
+    nsec = 3 * m.sections_per_block
+    for st_ in S.VMEMMAP_STRATEGIES:
+        assert S.vmemmap_per_section_machine(m, start, nsec, st_).tolist() == expect, st_
+
+
+def test_isolation_strategies_give_the_kernels_answers():
+    """On a movable block with its memmap on it: no unmovable page; the memmap
+    pages are the first pages test_pages_isolated() finds busy unless skipped;
+    a pinned kernel page at +1000 is found by both checks."""
+    m = Machine("x86_64", boot_memory="1G", memmap_on_memory="y")
+    [b] = m.add(size="128M")
+    m.online(b, "online_movable")
+    s, e = m.block_range(b)
+    for st_ in S.ISOLATION_STRATEGIES:
+        assert S.has_unmovable_machine(m.pages, s, e, False, False, st_) == -1
+        assert S.first_not_free_machine(m.pages, s, e, False, st_) == s
+        assert S.first_not_free_machine(m.pages, s, e, True, st_) == -1
+    m.pages.take_range(s + 1000, s + 1001)
+    m.pages.set(S.P_UNMOVABLE, s + 1000, s + 1001)
+    for st_ in S.ISOLATION_STRATEGIES:
+        assert S.has_unmovable_machine(m.pages, s, e, False, False, st_) == s + 1000
+        assert S.has_unmovable_machine(m.pages, s, e, True, False, st_) == -1
+        assert S.first_not_free_machine(m.pages, s + 512, e, False, st_) == s + 1000

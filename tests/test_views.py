@@ -1,4 +1,6 @@
 """The kernel formats, byte for byte."""
+import os
+import platform
 import re
 from pathlib import Path
 
@@ -105,13 +107,27 @@ def test_kpageflags_covers_up_to_max_pfn(m):
 HOST_BUDDYINFO = re.compile(r"^Node \d+, zone {1,8}\S+ ( *\d+ )+$")
 
 
-def test_buddyinfo_format_matches_this_machine():
-    """This machine's own /proc/buddyinfo (read only) has the layout hotmem prints."""
-    path = Path("/proc/buddyinfo")
-    if not path.exists():
-        pytest.fail("no /proc/buddyinfo on a Linux test machine")
-    host = path.read_text().splitlines()
-    assert host and all(HOST_BUDDYINFO.match(line) for line in host)
-    ours = procfs.buddyinfo(Machine(boot_memory="2G")).splitlines()
-    assert all(HOST_BUDDYINFO.match(line) for line in ours)
-    assert len(host[0]) == len(ours[0])      # 11 orders on x86_64
+# mm/vmstat.c frag_show_print(): "Node %d, zone %8s " then "%6lu " per order
+BUDDYINFO_FIELDS = re.compile(r"^Node (\d+), zone ([ A-Za-z0-9]{8}) ((?:[ \d]{5}\d |\d{7,} )+)$")
+
+
+def _orders(line: str) -> int:
+    m = BUDDYINFO_FIELDS.match(line + " " if not line.endswith(" ") else line)
+    assert m, f"not the kernel's buddyinfo layout: {line!r}"
+    return len(m.group(3).split())
+
+
+def test_buddyinfo_layout_is_the_kernels_as_on_this_machine():
+    """This machine's own /proc/buddyinfo (read only) and hotmem's follow the
+    kernel's printf layout field for field; the number of orders is
+    MAX_PAGE_ORDER + 1 of the arch (11 on x86_64 with 4K pages)."""
+    host = Path("/proc/buddyinfo").read_text().splitlines()
+    assert host
+    host_orders = {_orders(line) for line in host}
+    assert len(host_orders) == 1
+    for arch in ("x86_64", "s390x", "ppc64-radix-64k"):
+        m = Machine(arch, boot_memory="2G")
+        ours = procfs.buddyinfo(m).splitlines()
+        assert ours and {_orders(line) for line in ours} == {m.arch.max_page_order + 1}
+    if platform.machine() == "x86_64" and os.sysconf("SC_PAGE_SIZE") == 4096:
+        assert host_orders == {11}

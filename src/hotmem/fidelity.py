@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import tarfile
@@ -72,8 +73,12 @@ VMEMMAP_VALUES = (1 << KPF["RESERVED"] | 1 << KPF["OWNER_PRIVATE"], 1 << KPF["OW
 
 
 def default_dir() -> Path:
-    """tests/data/oracle of the source tree hotmem runs from (an editable
-    install), else of the current directory."""
+    """Where the captures are: $HOTMEM_ORACLE_DIR, else tests/data/oracle of the
+    source tree hotmem runs from (an editable install), else of the current
+    directory.  A wheel does not ship them: they live in the source tree."""
+    env = os.environ.get("HOTMEM_ORACLE_DIR")
+    if env:
+        return Path(env)
     for base in (Path(__file__).resolve().parents[2], Path.cwd()):
         d = base / "tests" / "data" / "oracle"
         if d.is_dir():
@@ -665,7 +670,13 @@ def format_matrix(records: list[Record]) -> str:
 
 def resolve(names: list[str]) -> list[Path]:
     if not names:
-        return sorted(default_dir().glob("*.tar.xz"), key=_capture_order)
+        found = sorted(default_dir().glob("*.tar.xz"), key=_capture_order)
+        if not found:
+            raise FileNotFoundError(
+                f"no captures in {default_dir()}: they live in hotmem's source tree "
+                "(tests/data/oracle); run from a clone, or set HOTMEM_ORACLE_DIR or "
+                "name the .tar.xz files")
+        return found
     out = []
     for n in names:
         p = Path(n)

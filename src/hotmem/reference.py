@@ -7,6 +7,7 @@ page by page.  Use it only for small machines.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from .constants import (FREE_STRATEGIES, MIGRATE_HIGHATOMIC, MIGRATE_TYPES, P_BUDDY, P_HEAD,
                         P_RESERVED, P_UNMOVABLE, P_VMEMMAP, PB_ISOLATE)
@@ -28,17 +29,19 @@ def _get_order(n: int) -> int:
 class RefPageState:
     """Page state as Python sets and dicts; mirrors PageState method by method."""
 
-    def __init__(self, nr_pfns: int, pageblock_order: int, max_order: int, n_zids: int):
+    def __init__(self, nr_pfns: int, pageblock_order: int, max_order: int,
+                 n_zids: int) -> None:
         self.nr_pfns = nr_pfns
         self.pageblock_order = pageblock_order
         self.max_order = max_order
         self.n_zids = n_zids
-        self.flags = {P_VMEMMAP: set(), P_RESERVED: set(), P_UNMOVABLE: set()}
+        self.flags: dict[int, set[int]] = {P_VMEMMAP: set(), P_RESERVED: set(),
+                                           P_UNMOVABLE: set()}
         self.heads: dict[int, int] = {}
         self.buddy: set[int] = set()
         self.pb_mt: dict[int, int] = {}
         self.pb_zone: dict[int, int] = {}
-        self.nr_free = np.zeros((n_zids, N_MIGRATE_TYPES, max_order + 1), dtype=np.int64)
+        self.nr_free: npt.NDArray[np.int64] = np.zeros((n_zids, N_MIGRATE_TYPES, max_order + 1), dtype=np.int64)
 
     # ---- helpers
 
@@ -65,36 +68,36 @@ class RefPageState:
 
     # ---- planes
 
-    def set(self, plane, s, e):
+    def set(self, plane: int, s: int, e: int) -> None:
         self._check(s, e)
         if plane in (P_BUDDY, P_HEAD):
             raise ValueError("the buddy planes change only through the allocator")
         self.flags[plane].update(range(s, e))
 
-    def clear(self, plane, s, e):
+    def clear(self, plane: int, s: int, e: int) -> None:
         self._check(s, e)
         if plane in (P_BUDDY, P_HEAD):
             raise ValueError("the buddy planes change only through the allocator")
         self.flags[plane].difference_update(range(s, e))
 
-    def count(self, plane, s, e):
+    def count(self, plane: int, s: int, e: int) -> int:
         self._check(s, e)
         return sum(1 for pfn in range(s, e) if pfn in self._plane(plane))
 
-    def test(self, plane, pfn):
+    def test(self, plane: int, pfn: int) -> bool:
         return pfn in self._plane(plane)
 
-    def find_set(self, plane, s, e):
+    def find_set(self, plane: int, s: int, e: int) -> int:
         self._check(s, e)
         pl = self._plane(plane)
         return next((pfn for pfn in range(s, e) if pfn in pl), -1)
 
-    def find_clear(self, plane, s, e):
+    def find_clear(self, plane: int, s: int, e: int) -> int:
         self._check(s, e)
         pl = self._plane(plane)
         return next((pfn for pfn in range(s, e) if pfn not in pl), -1)
 
-    def words(self, plane, s, e):
+    def words(self, plane: int, s: int, e: int) -> npt.NDArray[np.uint64]:
         self._check(s, e)
         bits = np.zeros(e - s, dtype=np.uint8)
         for pfn in self._plane(plane):
@@ -102,7 +105,7 @@ class RefPageState:
                 bits[pfn - s] = 1
         return np.packbits(bits, bitorder="little").view(np.uint64).copy()
 
-    def release(self, s, e, planes=None):
+    def release(self, s: int, e: int, planes: list[int] | None = None) -> None:
         self._check(s, e)
         for plane in (range(5) if planes is None else planes):
             if plane == P_BUDDY:
@@ -119,23 +122,24 @@ class RefPageState:
 
     # ---- pageblocks
 
-    def set_pageblocks(self, s, e, migratetype, zid):
+    def set_pageblocks(self, s: int, e: int, migratetype: int, zid: int) -> None:
         for pb in range(self._pb(s), self._pb(e)):
             self.pb_mt[pb] = migratetype
             self.pb_zone[pb] = zid + 1
 
-    def pageblock(self, pfn):
+    def pageblock(self, pfn: int) -> tuple[int, bool, int]:
         b = self.pb_mt.get(self._pb(pfn), 0)
         return (b & 7, bool(b & PB_ISOLATE), self.zone_of(pfn))
 
-    def pageblock_bytes(self, s, e):
+    def pageblock_bytes(self, s: int,
+                        e: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
         a = self._pb(s)
         b = (e + (1 << self.pageblock_order) - 1) >> self.pageblock_order
         mt = np.array([self.pb_mt.get(pb, 0) for pb in range(a, b)], dtype=np.uint8)
         zn = np.array([self.pb_zone.get(pb, 0) for pb in range(a, b)], dtype=np.uint8)
         return mt, zn
 
-    def _move_pageblock(self, pb, new_list):
+    def _move_pageblock(self, pb: int, new_list: int) -> None:
         s = pb << self.pageblock_order
         old = self.list_of(s)
         if old == new_list:
@@ -145,7 +149,7 @@ class RefPageState:
                 self.nr_free[self.zone_of(h), old, o] -= 1
                 self.nr_free[self.zone_of(h), new_list, o] += 1
 
-    def set_migratetype(self, s, e, migratetype):
+    def set_migratetype(self, s: int, e: int, migratetype: int) -> None:
         self.split_at(s)
         self.split_at(e)
         for pb in range(self._pb(s), self._pb(e)):
@@ -154,7 +158,7 @@ class RefPageState:
                 self._move_pageblock(pb, migratetype)
             self.pb_mt[pb] = (b & PB_ISOLATE) | migratetype
 
-    def isolate(self, s, e):
+    def isolate(self, s: int, e: int) -> int:
         self.split_at(s)
         self.split_at(e)
         n = 0
@@ -167,7 +171,7 @@ class RefPageState:
             n += 1
         return n
 
-    def unisolate(self, s, e):
+    def unisolate(self, s: int, e: int) -> int:
         n = 0
         for pb in range(self._pb(s), self._pb(e)):
             b = self.pb_mt.get(pb, 0)
@@ -187,16 +191,16 @@ class RefPageState:
 
     # ---- buddy
 
-    def add_block(self, pfn, order):
+    def add_block(self, pfn: int, order: int) -> None:
         self.buddy.update(range(pfn, pfn + (1 << order)))
         self.heads[pfn] = order
         self.nr_free[self.zone_of(pfn), self.list_of(pfn), order] += 1
 
-    def del_block(self, pfn, order):
+    def del_block(self, pfn: int, order: int) -> None:
         del self.heads[pfn]
         self.nr_free[self.zone_of(pfn), self.list_of(pfn), order] -= 1
 
-    def free_one(self, pfn, order):
+    def free_one(self, pfn: int, order: int) -> None:
         zone, mt = self.zone_of(pfn), self.list_of(pfn)
         self.buddy.update(range(pfn, pfn + (1 << order)))
         while order < self.max_order:
@@ -220,7 +224,7 @@ class RefPageState:
         self.heads[pfn] = order
         self.nr_free[zone, mt, order] += 1
 
-    def insert_natural(self, s, e):
+    def insert_natural(self, s: int, e: int) -> None:
         while s < e:
             o = min(_ctz(s), self.max_order)
             while s + (1 << o) > e:
@@ -228,7 +232,7 @@ class RefPageState:
             self.add_block(s, o)
             s += 1 << o
 
-    def head_containing(self, pfn):
+    def head_containing(self, pfn: int) -> int:
         if pfn not in self.buddy:
             return -1
         for h in range(pfn, max(-1, pfn - (1 << self.max_order) - 1), -1):
@@ -236,7 +240,7 @@ class RefPageState:
                 return h
         return -1
 
-    def split_at(self, pfn):
+    def split_at(self, pfn: int) -> None:
         h = self.head_containing(pfn)
         if h < 0 or h == pfn:
             return
@@ -247,10 +251,11 @@ class RefPageState:
         self.insert_natural(h, pfn)
         self.insert_natural(pfn, h + (1 << o))
 
-    def head_order_of(self, pfn):
+    def head_order_of(self, pfn: int) -> int:
         return self.heads.get(pfn, -1)
 
-    def free_range(self, s, e, strategy=FREE_CTZ, misaligned=None):
+    def free_range(self, s: int, e: int, strategy: int = FREE_CTZ,
+                   misaligned: list[tuple[int, int]] | None = None) -> int:
         pfn, freed = s, 0
         while pfn < e:
             if strategy == FREE_PAGE:
@@ -282,7 +287,8 @@ class RefPageState:
             pfn += size
         return freed
 
-    def online_blocks(self, start, n, ppb, nr_vmemmap, zid, strategy=FREE_CTZ):
+    def online_blocks(self, start: int, n: int, ppb: int, nr_vmemmap: int, zid: int,
+                      strategy: int = FREE_CTZ) -> int:
         freed = 0
         for b in range(n):
             s = start + b * ppb
@@ -292,7 +298,7 @@ class RefPageState:
             freed += self.free_range(s + nr_vmemmap, s + ppb, strategy)
         return freed
 
-    def offline_blocks(self, start, n, ppb, nr_vmemmap):
+    def offline_blocks(self, start: int, n: int, ppb: int, nr_vmemmap: int) -> int:
         removed = 0
         for b in range(n):
             s = start + b * ppb
@@ -301,22 +307,22 @@ class RefPageState:
         self.release(start, start + n * ppb)
         return removed
 
-    def find_zone_pageblock(self, zid, s, e, reverse):
+    def find_zone_pageblock(self, zid: int, s: int, e: int, reverse: bool) -> int:
         pbs = range(self._pb(s), (e + (1 << self.pageblock_order) - 1) >> self.pageblock_order)
         for pb in (reversed(pbs) if reverse else pbs):
             if self.pb_zone.get(pb, 0) == zid + 1:
                 return pb << self.pageblock_order
         return -1
 
-    def free_pages(self, pfns):
-        pfns = [int(p) for p in pfns]
-        for pfn in pfns:
+    def free_pages(self, pfns: npt.NDArray[np.int64]) -> None:
+        pfn_list = [int(p) for p in pfns]
+        for pfn in pfn_list:
             self._check(pfn, pfn + 1)
-        for pfn in pfns:
+        for pfn in pfn_list:
             self.flags[P_UNMOVABLE].discard(pfn)
             self.free_one(pfn, 0)
 
-    def take_range(self, s, e):
+    def take_range(self, s: int, e: int) -> None:
         if s >= e:
             return
         if any(pfn not in self.buddy for pfn in range(s, e)):
@@ -327,11 +333,11 @@ class RefPageState:
             self.del_block(h, self.heads[h])
         self.buddy.difference_update(range(s, e))
 
-    def take_pages(self, pfns):
+    def take_pages(self, pfns: npt.NDArray[np.int64]) -> None:
         for pfn in pfns:
             self.take_range(int(pfn), int(pfn) + 1)
 
-    def remove_free_range(self, s, e):
+    def remove_free_range(self, s: int, e: int) -> int:
         self.split_at(s)
         self.split_at(e)
         n = sum(1 for pfn in range(s, e) if pfn in self.buddy)
@@ -342,7 +348,7 @@ class RefPageState:
 
     # ---- scans
 
-    def has_unmovable(self, s, e, movable_zone, skip_vmemmap):
+    def has_unmovable(self, s: int, e: int, movable_zone: bool, skip_vmemmap: bool) -> int:
         for pfn in range(s, e):
             if skip_vmemmap and pfn in self.flags[P_VMEMMAP]:
                 continue
@@ -352,20 +358,20 @@ class RefPageState:
                 return pfn
         return -1
 
-    def first_not_free(self, s, e, skip_vmemmap):
+    def first_not_free(self, s: int, e: int, skip_vmemmap: bool) -> int:
         for pfn in range(s, e):
             if pfn in self.buddy or (skip_vmemmap and pfn in self.flags[P_VMEMMAP]):
                 continue
             return pfn
         return -1
 
-    def first_not_isolated(self, s, e):
+    def first_not_isolated(self, s: int, e: int) -> int:
         for pfn in range(s, e):
             if not self.pb_mt.get(self._pb(pfn), 0) & PB_ISOLATE:
                 return pfn
         return -1
 
-    def allocated_pfns(self, s, e, unmovable):
+    def allocated_pfns(self, s: int, e: int, unmovable: bool) -> npt.NDArray[np.int64]:
         if unmovable:
             out = [p for p in range(s, e) if p in self.flags[P_UNMOVABLE]]
         else:
@@ -373,8 +379,8 @@ class RefPageState:
             out = [p for p in range(s, e) if p not in self.buddy and p not in taken]
         return np.array(out, dtype=np.int64)
 
-    def first_free(self, s, e, n):
-        out = []
+    def first_free(self, s: int, e: int, n: int) -> npt.NDArray[np.int64]:
+        out: list[int] = []
         for pfn in range(s, e):
             if len(out) >= n:
                 break
@@ -382,13 +388,15 @@ class RefPageState:
                 out.append(pfn)
         return np.array(out, dtype=np.int64)
 
-    def free_by_rank(self, s, e, ranks):
+    def free_by_rank(self, s: int, e: int,
+                     ranks: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         free = [pfn for pfn in range(s, e) if pfn in self.buddy]
         if len(ranks) and int(ranks[-1]) >= len(free):
             raise ValueError("free_by_rank: rank beyond the free pages of the range")
         return np.array([free[int(r)] for r in ranks], dtype=np.int64)
 
-    def free_blocks(self, s, e):
+    def free_blocks(self, s: int,
+                    e: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int8]]:
         hs = sorted(h for h in self.heads if s <= h < e)
         return (np.array(hs, dtype=np.int64),
                 np.array([self.heads[h] for h in hs], dtype=np.int8))
