@@ -166,9 +166,11 @@ class Kernel:
         """The boot default of auto_online_blocks is the build-time choice
         CONFIG_MHP_DEFAULT_ONLINE_TYPE_{OFFLINE,ONLINE_AUTO,ONLINE_KERNEL,
         ONLINE_MOVABLE} (mhp_get_default_online_type), replacing the boolean
-        CONFIG_MEMORY_HOTPLUG_DEFAULT_ONLINE (6.14).  Debian's 7.3 amd64 config
-        picks ONLINE_AUTO ("online"); memhp_default_state= still overrides."""
-        return self.at_least(6, 14)
+        CONFIG_MEMORY_HOTPLUG_DEFAULT_ONLINE: upstream 6.14, and already in
+        Debian's 6.12.117 stable tree (absent in 6.1.192).  Debian picks
+        ONLINE_AUTO ("online") in 6.12.117, 7.2 and 7.3; memhp_default_state=
+        still overrides."""
+        return self.at_least(6, 12)
 
     @property
     def memory_block_advise_max_size(self) -> bool:
@@ -195,12 +197,13 @@ class Kernel:
         return self.at_least(6, 17)
 
     @property
-    def memory_block_state_enum(self) -> bool:
-        """enum memory_block_state (MEM_ONLINE = 0 ...) instead of the MEM_*
-        bit #defines, without MEM_PREPARE_ONLINE / MEM_FINISH_OFFLINE and
-        MHP_OFFLINE_INACCESSIBLE; s390 standby memory is configured per block
-        by sclp instead of through those notifiers (6.19).  The sysfs
-        ``state`` strings do not change."""
+    def no_prepare_online_notifier(self) -> bool:
+        """MEM_PREPARE_ONLINE / MEM_FINISH_OFFLINE (s390's memmap-on-memory
+        notifiers around memory_block_online/offline) and
+        MHP_OFFLINE_INACCESSIBLE are gone: s390 standby memory is configured
+        per block by sclp instead (6.19; present in 6.12.117, absent in 7.2.13
+        and 7.3.4).  enum memory_block_state itself is older (in 6.12.117).
+        The sysfs ``state`` strings do not change."""
         return self.at_least(6, 19)
 
     # ---- buddy
