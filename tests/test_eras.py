@@ -125,7 +125,7 @@ def test_6_16_memory_block_advise_max_size():
 # ---------------------------------------------------------------- 6.17
 
 def test_6_17_kpageflags_of_pfns_without_online_memmap_read_zero():
-    """memory33 hot-added but offline; memory32 removed again."""
+    """memory33 hot-added but never onlined; memory32 offlined; both removed."""
     for k, absent in (("6.16", 1 << 20), ("6.17", 0)):
         m = Machine(arch="x86_64", kernel=k, boot_memory="2G", memmap_on_memory="y")
         m.add(DIMM, "256M")
@@ -135,6 +135,8 @@ def test_6_17_kpageflags_of_pfns_without_online_memmap_read_zero():
         assert set(flags[BLOCK:].tolist()) == {absent}        # memory33: offline
         m.offline(32)
         assert set(kpageflags(m, 0x100000, 0x100000 + BLOCK).tolist()) == {absent}
+        m.remove(DIMM, "256M")          # max_pfn stays: the range is still in the file
+        assert set(kpageflags(m, 0x100000, 0x100000 + 2 * BLOCK).tolist()) == {absent}
 
 
 def test_6_17_zoneinfo_highatomic():
