@@ -163,16 +163,19 @@ def test_6_19_no_prepare_online_notifier():
 
 # ---------------------------------------------------------------- 7.x
 
-def test_7_0_pagetypeinfo_cma_column_follows_debian_config():
+def test_7_2_pagetypeinfo_cma_column_follows_debian_config():
+    """Debian enabled CONFIG_CMA for every arch in 7.2.2-1~exp1, riscv64 in
+    7.1~rc3-1~exp1; arm64 and ppc64el have it in 6.12."""
     cols = "Number of blocks type     Unmovable      Movable  Reclaimable   HighAtomic"
-    assert f"{cols}      Isolate \n" in procfs.pagetypeinfo(movable("6.19"))
-    text = procfs.pagetypeinfo(movable("7.0"))
+    assert f"{cols}      Isolate \n" in procfs.pagetypeinfo(movable("7.1"))
+    text = procfs.pagetypeinfo(movable("7.2"))
     assert f"{cols}          CMA      Isolate \n" in text
     assert ("Node    0, zone  Movable, type          CMA" + "      0" * 11 + " \n") in text
     assert "Node 0, zone  Movable            1           63            0            0" \
            "            0            0 \n" in text
-    # Debian's arm64 config has CONFIG_CMA in 6.12 already
     assert "          CMA      Isolate \n" in procfs.pagetypeinfo(movable("6.12", "arm64-4k"))
+    assert "          CMA      Isolate \n" in procfs.pagetypeinfo(movable("7.1", "riscv64"))
+    assert "          CMA      Isolate \n" not in procfs.pagetypeinfo(movable("7.0", "riscv64"))
 
 
 def test_7_3_per_node_stats():

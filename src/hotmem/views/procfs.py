@@ -23,11 +23,17 @@ PAGETYPEINFO_CAP = 100000
 
 def config_cma(m: "Machine") -> bool:
     """CONFIG_CMA in the Debian kernel config hotmem models for this arch and
-    era: arm64 and ppc64el have it (6.12), amd64 from 7.x (absent in
-    6.12.117+deb12, present in 7.2.6+deb13 and 7.3.4+deb13; taken as 7.0)."""
-    if m.arch.name.startswith(("arm64", "ppc64")):
+    era.  Debian's changelog: "Enable Contiguous Memory Allocator: Enable CMA,
+    CMA_SYSFS, DMA_CMA, DMA_NUMA_CMA" in 7.2.2-1~exp1 (so amd64 from 7.2:
+    6.12.117 has none, 7.2.6 and 7.3.4 have it; s390x taken the same), and
+    "[riscv64] Enable CMA and DMA_CMA" in 7.1~rc3-1~exp1.  arm64 and ppc64el
+    have it already in 6.12 (issue 10's captures)."""
+    name = m.arch.name
+    if name.startswith(("arm64", "ppc64")):
         return True
-    return m.kernel.at_least(7, 0)
+    if name.startswith("riscv64"):
+        return m.kernel.at_least(7, 1)
+    return m.kernel.at_least(7, 2)
 
 
 def migratetype_columns(m: "Machine") -> tuple[tuple[int, str], ...]:
