@@ -124,9 +124,9 @@ def test_6_16_memory_block_advise_max_size():
 
 # ---------------------------------------------------------------- 6.17
 
-def test_6_17_kpageflags_of_pfns_without_online_memmap_read_zero():
+def test_6_16_kpageflags_of_pfns_without_online_memmap_read_zero():
     """memory33 hot-added but never onlined; memory32 offlined; both removed."""
-    for k, absent in (("6.16", 1 << 20), ("6.17", 0)):
+    for k, absent in (("6.15", 1 << 20), ("6.16", 0)):
         m = Machine(arch="x86_64", kernel=k, boot_memory="2G", memmap_on_memory="y")
         m.add(DIMM, "256M")
         m.online(32, "online_movable")
@@ -139,11 +139,11 @@ def test_6_17_kpageflags_of_pfns_without_online_memmap_read_zero():
         assert set(kpageflags(m, 0x100000, 0x100000 + 2 * BLOCK).tolist()) == {absent}
 
 
-def test_6_17_zoneinfo_highatomic():
+def test_6_19_zoneinfo_highatomic():
     tail = ("  node_unreclaimable:  0\n  start_pfn:           1048576\n"
             "  reserved_highatomic: 0\n  free_highatomic:     0\n")
-    assert section(procfs.zoneinfo(movable("6.17")), "Movable").endswith(tail)
-    assert section(procfs.zoneinfo(movable("6.16")), "Movable").endswith(
+    assert section(procfs.zoneinfo(movable("6.19")), "Movable").endswith(tail)
+    assert section(procfs.zoneinfo(movable("6.18")), "Movable").endswith(
         "  node_unreclaimable:  0\n  start_pfn:           1048576\n")
 
 
@@ -178,10 +178,33 @@ def test_7_2_pagetypeinfo_cma_column_follows_debian_config():
     assert "          CMA      Isolate \n" not in procfs.pagetypeinfo(movable("7.0", "riscv64"))
 
 
+def node_stats(k):
+    return procfs.node_stat_names(Machine(arch="x86_64", kernel=k, boot_memory="2G"))
+
+
+@pytest.mark.parametrize("release, added, removed", [
+    ("6.13", ["nr_hugetlb"], []),
+    ("6.15", ["pgdemote_proactive", "nr_balloon_pages"], []),
+    ("6.17", [], ["nr_writeback_temp"]),
+    ("6.18", ["pgpromote_candidate_nrl", "nr_kernel_file_pages"], []),
+    ("7.0", ["nr_gpu_active", "nr_gpu_reclaim"], []),
+    ("7.1", ["nr_vmalloc", "pgsteal_kswapd", "pgsteal_direct", "pgsteal_khugepaged",
+             "pgsteal_proactive", "pgsteal_anon", "pgsteal_file", "pgscan_kswapd",
+             "pgscan_direct", "pgscan_khugepaged", "pgscan_proactive", "pgscan_anon",
+             "pgscan_file", "pgrefill"], []),
+    ("7.3", ["pgrotate_anon", "pgrotate_file"], []),
+])
+def test_per_node_stats_by_release(release, added, removed):
+    """Each release adds and removes exactly these per-node counters."""
+    k = Kernel.parse(release)
+    before = node_stats("6.19" if (k.major, k.minor) == (7, 0) else f"{k.major}.{k.minor - 1}")
+    now = node_stats(release)
+    assert [x for x in now if x not in before] == added
+    assert [x for x in before if x not in now] == removed
+
+
 def test_7_3_per_node_stats():
-    def names(k):
-        return procfs.node_stat_names(Machine(arch="x86_64", kernel=k, boot_memory="2G"))
-    n612, n72, n73 = names("6.12"), names("7.2"), names("7.3")
+    n612, n72, n73 = node_stats("6.12"), node_stats("7.2"), node_stats("7.3")
     assert (len(n612), len(n72), len(n73)) == (47, 67, 69)
     assert [x for x in n73 if x not in n72] == ["pgrotate_anon", "pgrotate_file"]
     assert [x for x in n612 if x not in n73] == ["nr_writeback_temp"]

@@ -141,14 +141,16 @@ class Kernel:
     @property
     def zoneinfo_highatomic(self) -> bool:
         """``reserved_highatomic:`` and ``free_highatomic:`` after start_pfn
-        (zone->nr_reserved_highatomic, zone->nr_free_highatomic); present in
-        7.3.4, absent in 6.12.117; release in between taken as 6.17."""
-        return self.at_least(6, 17)
+        (zone->nr_reserved_highatomic, zone->nr_free_highatomic), "mm: vmstat:
+        output reserved_highatomic and free_highatomic in zoneinfo" (posted
+        2025-10-27, after 6.18's merge window: taken as 6.19; in 7.2.13)."""
+        return self.at_least(6, 19)
 
     @property
     def node_stat_nr_balloon_pages(self) -> bool:
         """NR_BALLOON_PAGES node counter (``nr_balloon_pages`` in the per-node
-        stats, ``Balloon:`` in meminfo), 6.15."""
+        stats, ``Balloon:`` in meminfo): "meminfo: add a per node counter for
+        balloon drivers", in linux-next before 6.15's merge window (6.15)."""
         return self.at_least(6, 15)
 
     @property
@@ -156,8 +158,10 @@ class Kernel:
         """kpage_read() writes 0 for a pfn without an online memmap
         (pfn_to_online_page() NULL) where kpageflags_read() wrote
         stable_page_flags(NULL) = KPF_NOPAGE: offline, never onlined and
-        removed pfns read 0x0 (fs/proc/page.c refactor, 6.17)."""
-        return self.at_least(6, 17)
+        removed pfns read 0x0.  "fs/proc/page: Refactoring to reduce code
+        duplication." (v4 posted 2025-03-18, still in review when 6.15's merge
+        window opened: taken as 6.16; in 7.2.13 and 7.3.4)."""
+        return self.at_least(6, 16)
 
     # ---- hotplug operations, 6.14 .. 7.3 (predicates for the operation code)
 

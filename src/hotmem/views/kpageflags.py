@@ -44,7 +44,7 @@ def vmemmap_flags(m: "Machine") -> np.uint64:
 def unpopulated_value(kernel) -> np.uint64:
     """KPF value of a pfn without an online memmap (pfn_to_online_page() NULL:
     offline, never onlined or removed memory, holes): stable_page_flags(NULL)
-    = KPF_NOPAGE until 6.16; kpage_read() writes 0 from 6.17."""
+    = KPF_NOPAGE until 6.15; kpage_read() writes 0 from 6.16."""
     return np.uint64(0) if kernel.kpageflags_unpopulated_zero else NOPAGE
 
 

@@ -126,9 +126,8 @@ def zone_nr_free_pages_blocks(m: "Machine", z: "Zone") -> int:
 # Per-node counters (node_stat_name(), vmstat_text[] in mm/vmstat.c) of the
 # Debian amd64 config, each with the first release that prints it and the first
 # that no longer does.  Verified lists: 6.1.192, 6.12.117, 7.2.13 and 7.3.4
-# (captures and Debian's source packages).  Releases inside a verified bracket
-# that were not checked against a tag are "taken as" the bracket's end; see
-# docs/kernel-notes.md.
+# (captures and Debian's source packages).  "taken": the first merge window
+# after the patch mail (docs/kernel-notes.md §11.2), not checked against a tag.
 _ALWAYS = (0, 0)
 NODE_STATS: tuple[tuple[str, tuple[int, int], tuple[int, int] | None], ...] = tuple(
     (name, since, until) for name, since, until in (
@@ -144,7 +143,7 @@ NODE_STATS: tuple[tuple[str, tuple[int, int], tuple[int, int] | None], ...] = tu
         ("workingset_nodereclaim", _ALWAYS, None), ("nr_anon_pages", _ALWAYS, None),
         ("nr_mapped", _ALWAYS, None), ("nr_file_pages", _ALWAYS, None),
         ("nr_dirty", _ALWAYS, None), ("nr_writeback", _ALWAYS, None),
-        ("nr_writeback_temp", _ALWAYS, (7, 0)),          # gone in 7.2.13; taken as 7.0
+        ("nr_writeback_temp", _ALWAYS, (6, 17)),         # removed 6.17 (taken)
         ("nr_shmem", _ALWAYS, None), ("nr_shmem_hugepages", _ALWAYS, None),
         ("nr_shmem_pmdmapped", _ALWAYS, None), ("nr_file_hugepages", _ALWAYS, None),
         ("nr_file_pmdmapped", _ALWAYS, None), ("nr_anon_transparent_hugepages", _ALWAYS, None),
@@ -152,27 +151,29 @@ NODE_STATS: tuple[tuple[str, tuple[int, int], tuple[int, int] | None], ...] = tu
         ("nr_dirtied", _ALWAYS, None), ("nr_written", _ALWAYS, None),
         ("nr_throttled_written", _ALWAYS, None), ("nr_kernel_misc_reclaimable", _ALWAYS, None),
         ("nr_foll_pin_acquired", _ALWAYS, None), ("nr_foll_pin_released", _ALWAYS, None),
-        ("nr_vmalloc", (7, 0), None),                     # in 7.2.13; taken as 7.0
+        ("nr_vmalloc", (7, 1), None),                     # 7.1 (taken)
         ("nr_kernel_stack", _ALWAYS, None), ("nr_page_table_pages", _ALWAYS, None),
         ("nr_sec_page_table_pages", _ALWAYS, None),
         ("nr_iommu_pages", (6, 12), None),                # not in 6.1; taken as 6.12
         ("nr_swapcached", _ALWAYS, None),
         ("pgpromote_success", _ALWAYS, None), ("pgpromote_candidate", _ALWAYS, None),
-        ("pgpromote_candidate_nrl", (7, 0), None),        # in 7.2.13; taken as 7.0
+        ("pgpromote_candidate_nrl", (6, 18), None),       # 6.18 (taken)
         ("pgdemote_kswapd", (6, 12), None),               # not in 6.1; taken as 6.12
         ("pgdemote_direct", (6, 12), None), ("pgdemote_khugepaged", (6, 12), None),
-        ("pgdemote_proactive", (7, 0), None),             # in 7.2.13; taken as 7.0
-        ("pgsteal_kswapd", (7, 0), None), ("pgsteal_direct", (7, 0), None),
-        ("pgsteal_khugepaged", (7, 0), None), ("pgsteal_proactive", (7, 0), None),
-        ("pgsteal_anon", (7, 0), None), ("pgsteal_file", (7, 0), None),
-        ("pgscan_kswapd", (7, 0), None), ("pgscan_direct", (7, 0), None),
-        ("pgscan_khugepaged", (7, 0), None), ("pgscan_proactive", (7, 0), None),
-        ("pgscan_anon", (7, 0), None), ("pgscan_file", (7, 0), None),
+        ("pgdemote_proactive", (6, 15), None),            # 6.15 (taken)
+        # pgsteal_* / pgscan_* moved from vm events to node stats: 7.1 (taken)
+        ("pgsteal_kswapd", (7, 1), None), ("pgsteal_direct", (7, 1), None),
+        ("pgsteal_khugepaged", (7, 1), None), ("pgsteal_proactive", (7, 1), None),
+        ("pgsteal_anon", (7, 1), None), ("pgsteal_file", (7, 1), None),
+        ("pgscan_kswapd", (7, 1), None), ("pgscan_direct", (7, 1), None),
+        ("pgscan_khugepaged", (7, 1), None), ("pgscan_proactive", (7, 1), None),
+        ("pgscan_anon", (7, 1), None), ("pgscan_file", (7, 1), None),
         ("pgrotate_anon", (7, 3), None), ("pgrotate_file", (7, 3), None),  # not in 7.2.13
-        ("pgrefill", (7, 0), None), ("nr_hugetlb", (7, 0), None),
+        ("pgrefill", (7, 1), None),                       # 7.1 (taken)
+        ("nr_hugetlb", (6, 13), None),                    # CONFIG_HUGETLB_PAGE; 6.13 (taken)
         ("nr_balloon_pages", (6, 15), None),              # NR_BALLOON_PAGES, 6.15
-        ("nr_kernel_file_pages", (7, 0), None),
-        ("nr_gpu_active", (7, 0), None), ("nr_gpu_reclaim", (7, 0), None),
+        ("nr_kernel_file_pages", (6, 18), None),          # 6.18 (taken)
+        ("nr_gpu_active", (7, 0), None), ("nr_gpu_reclaim", (7, 0), None),  # 7.0 (taken)
     ))
 
 NUMA_STATS = ("numa_hit", "numa_miss", "numa_foreign", "numa_interleave", "numa_local",
