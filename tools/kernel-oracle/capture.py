@@ -139,7 +139,9 @@ def apt_options(suite):
         f.write(f"deb [signed-by={APT_KEYRING}] {APT_MIRROR} {suite} main\n")
     return ["-o", f"Dir::Etc::SourceList={src}", "-o", "Dir::Etc::SourceParts=/dev/null",
             "-o", f"Dir::State::Lists={os.path.join(d, 'lists')}",
-            "-o", f"Dir::Cache={d}", "-o", f"Dir::Cache::Archives={os.path.join(d, 'archives')}"]
+            "-o", f"Dir::Cache={d}", "-o", f"Dir::Cache::Archives={os.path.join(d, 'archives')}",
+            # the _apt user cannot write into this tree: download as the caller
+            "-o", "APT::Sandbox::User=root"]
 
 
 def _debs_of(debs, pkg):
