@@ -233,3 +233,10 @@ def test_7_3_zone_section_keys_in_order():
         "  start_pfn:           1048576\n  reserved_highatomic: 0\n  free_highatomic:     0\n")
     assert mov.wmark_min == 32
     assert np.all(kpageflags(m, 0x100000, 0x100200) == 1 << 37)
+
+
+def test_7_3_driver_paths():
+    """kmem's explicit online type and multi-range offline-and-remove (7.3)."""
+    for name in ("driver_managed_online_type", "offline_and_remove_ranges"):
+        assert not getattr(Kernel.parse("7.2"), name)
+        assert getattr(Kernel.parse("7.3"), name)

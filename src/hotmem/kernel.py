@@ -210,6 +210,23 @@ class Kernel:
         The sysfs ``state`` strings do not change."""
         return self.at_least(6, 19)
 
+    @property
+    def driver_managed_online_type(self) -> bool:
+        """__add_memory_driver_managed(nid, start, size, name, flags,
+        online_type): a driver (kmem) passes its own online type instead of
+        mhp_get_default_online_type(), EINVAL outside MMOP_OFFLINE ..
+        MMOP_ONLINE_MOVABLE (mm/memory_hotplug.c; absent in 7.2.13, present in
+        7.3.4: 7.3)."""
+        return self.at_least(7, 3)
+
+    @property
+    def offline_and_remove_ranges(self) -> bool:
+        """offline_and_remove_memory_ranges(): offline every block of every
+        range first, roll all back if one fails, then remove them all; an
+        already offline block counts as success (absent in 7.2.13, present in
+        7.3.4: 7.3).  offline_and_remove_memory() is one range of it."""
+        return self.at_least(7, 3)
+
     # ---- buddy
 
     @property
