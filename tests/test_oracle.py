@@ -1,5 +1,5 @@
 """hotmem against real kernels: every committed kernel-oracle capture
-(tests/data/oracle/*.tar.xz, Debian 6.1 and 6.12 under QEMU, made by
+(tests/data/oracle/*.tar.xz, Debian 6.1, 6.12 and 7.3 under QEMU, made by
 tools/kernel-oracle/capture.py) is replayed in hotmem with its .toml scenario
 and compared step by step (hotmem.fidelity): the outcome and errno of every
 online / offline / hot-add / hot-remove; kpageflags of the hot-added range
@@ -42,7 +42,8 @@ from pathlib import Path
 
 import pytest
 
-from hotmem.fidelity import FILES, check_capture, format_matrix, summarize
+from hotmem.fidelity import (FILES, check_capture, check_keys, format_matrix, pagetypeinfo_columns,
+                             summarize, zoneinfo_keys)
 
 ORACLE = Path(__file__).parent / "data" / "oracle"
 CAPTURES = sorted(ORACLE.glob("*.tar.xz"))
@@ -54,7 +55,8 @@ def _name(p: Path) -> str:
 
 
 def test_captures_present():
-    assert len(CAPTURES) == 12, [c.name for c in CAPTURES]
+    assert len(CAPTURES) == 18, [c.name for c in CAPTURES]
+    assert {_name(c).split("-")[0] for c in CAPTURES} == {"6.1", "6.12", "7.3"}
     for c in CAPTURES:
         assert c.with_name(_name(c) + ".toml").exists(), f"{c.name} has no .toml scenario"
 
@@ -76,6 +78,46 @@ def test_capture_matches_kernel(capture):
                 lines.append(f"  {f} at step {r.step} ({n} step(s)): {r.detail}")
         lines.append(format_matrix(records))
         pytest.fail("\n".join(lines), pytrace=False)
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=_name)
+def test_proc_layout_matches_kernel(capture):
+    """Every step of every capture: the keys of each /proc/zoneinfo zone
+    section (in order) and the /proc/pagetypeinfo columns are the real
+    kernel's for that era (6.1, 6.12, 7.3)."""
+    records = check_keys(capture)
+    assert {r.file for r in records} == {"zoneinfo keys", "pagetypeinfo columns"}
+    assert len(records) == 2 * len(json.loads(_manifest(capture))["steps"])
+    bad = [r.line() for r in records if not r.ok]
+    assert not bad, "\n".join(bad[:5])
+
+
+def _manifest(capture: Path) -> bytes:
+    with tarfile.open(capture) as t:
+        return t.extractfile(f"{_name(capture)}/manifest.json").read()
+
+
+def _step_file(capture: Path, step: str, rel: str) -> str:
+    with tarfile.open(capture) as t:
+        return t.extractfile(f"{_name(capture)}/steps/{step}/{rel}").read().decode()
+
+
+def test_proc_layout_differs_between_eras():
+    """The layouts compared above are not all the same: 6.12 and 7.3 differ
+    exactly by the changes of the eras in between."""
+    k612 = zoneinfo_keys(_step_file(ORACLE / "6.12-mom1-qmp.tar.xz",
+                                    "02-online_movable-memory32", "proc/zoneinfo"))
+    k73 = zoneinfo_keys(_step_file(ORACLE / "7.3-mom1-qmp.tar.xz",
+                                   "02-online_movable-memory32", "proc/zoneinfo"))
+    mov612, mov73 = k612[(0, "Movable")], k73[(0, "Movable")]
+    assert [k for k in mov73 if k not in mov612] == [
+        "nr_free_pages_blocks", "high_min:", "high_max:", "reserved_highatomic:",
+        "free_highatomic:"]
+    assert [k for k in mov612 if k not in mov73] == ["nr_bounce"]
+    assert pagetypeinfo_columns(_step_file(ORACLE / "7.3-mom1-qmp.tar.xz",
+                                           "02-online_movable-memory32",
+                                           "proc/pagetypeinfo"))[1] == [
+        "Unmovable", "Movable", "Reclaimable", "HighAtomic", "CMA", "Isolate"]
 
 
 # ---------------------------------------------------------------- the comparison itself

@@ -30,22 +30,44 @@ def test_buddyinfo_lines(m):
                                              "Node 0, zone   Normal", "Node 0, zone  Movable"]
 
 
+ZONE_STATS_612 = ("nr_zone_inactive_anon", "nr_zone_active_anon", "nr_zone_inactive_file",
+                  "nr_zone_active_file", "nr_zone_unevictable", "nr_zone_write_pending",
+                  "nr_mlock", "nr_bounce", "nr_zspages", "nr_free_cma", "nr_unaccepted",
+                  "numa_hit", "numa_miss", "numa_foreign", "numa_interleave", "numa_local",
+                  "numa_other")
+
+
 def test_zoneinfo_movable_block(m):
     text = procfs.zoneinfo(m)
     block = text[text.index("Node 0, zone  Movable"):text.index("Node 0, zone   Device")]
+    mov = m.zone_by_name("Movable")
     assert block == (
         "Node 0, zone  Movable\n  pages free     32256\n        boost    0\n"
-        f"        min      32\n        low      {m.zone_by_name('Movable').wmark_low}\n"
-        f"        high     {m.zone_by_name('Movable').wmark_high}\n"
-        f"        promo    {m.zone_by_name('Movable').wmark_promo}\n"
+        f"        min      32\n        low      {mov.wmark_low}\n"
+        f"        high     {mov.wmark_high}\n"
+        f"        promo    {mov.wmark_promo}\n"
         "        spanned  32768\n        present  32768\n        managed  32256\n"
         "        cma      0\n        protection: (0, 0, 0, 0, 0)\n"
-        "      nr_free_pages 32256\n  node_unreclaimable:  0\n"
+        "      nr_free_pages 32256\n"
+        + "".join(f"      {name:<12} 0\n" for name in ZONE_STATS_612)
+        + "  pagesets\n    cpu: 0\n              count: 0\n              high:  0\n"
+        "              batch: 0\n  vm stats threshold: 0\n"
+        "  node_unreclaimable:  0\n"
         "  start_pfn:           1048576\n")
     # an empty zone stops after its protection line; 6.1 has no promo line
     assert text.endswith("        protection: (0, 0, 0, 0, 0)\n")
     m61 = Machine(arch="x86_64", kernel="6.1", boot_memory="2G")
-    assert "promo" not in procfs.zoneinfo(m61)
+    assert "\n        promo " not in procfs.zoneinfo(m61)
+
+
+def test_zoneinfo_per_node_stats_in_first_populated_zone(m):
+    text = procfs.zoneinfo(m)
+    assert text.count("  per-node stats\n") == 1
+    assert text.startswith("Node 0, zone      DMA\n  per-node stats\n"
+                           "      nr_inactive_anon 0\n      nr_active_anon 0\n")
+    head = text[:text.index("  pages free")]
+    assert len(head.splitlines()) == 2 + 47          # 6.12: 47 node counters
+    assert "      nr_writeback_temp 0\n" in head and "nr_balloon_pages" not in head
 
 
 def test_zoneinfo_protection_is_lowmem_reserve(m):

@@ -19,8 +19,9 @@ What is compared, per capture step:
   The kernel's file ends at round_up(max_pfn, section); hotmem's view ends at
   its highest present section.  max_pfn never drops in the kernel, so after a
   hot-remove the kernel still shows the range: pfns beyond hotmem's end must
-  read NOPAGE there;
-* ``buddyinfo``, ``zoneinfo`` (pages free, spanned, present, managed, start_pfn)
+  read as a pfn without an online memmap there (NOPAGE; 0x0 from 6.17);
+* ``buddyinfo``, ``zoneinfo`` (pages free, spanned, present, managed, start_pfn,
+  and nr_free_pages_blocks from 6.15)
   and ``pagetypeinfo`` (free blocks per migratetype and order, pageblocks per
   migratetype) of the zones that hold only hot-added memory: Normal and Movable
   (the guests have 2 GiB of boot RAM, all below 4 GiB).  The boot zones (DMA,
@@ -58,13 +59,14 @@ from .constants import MIGRATE_ISOLATE, SECTION_IS_ONLINE
 from .machine import Machine
 from .scenario import StepResult, loads_scenario, run_scenario
 from .views import sysfs as sysfs_view
-from .views.kpageflags import KPF, decode, kpageflags
-from .views.procfs import MIGRATETYPE_COLUMNS, buddyinfo, pagetypeinfo, zoneinfo
+from .views.kpageflags import KPF, decode, kpageflags, unpopulated_value
+from .views.procfs import MIGRATE_CMA_COLUMN, buddyinfo, migratetype_columns, pagetypeinfo, zoneinfo
 
 FILES = ("outcome", "kpageflags", "buddyinfo", "zoneinfo", "pagetypeinfo",
          "state", "valid_zones", "block_size_bytes")
 HOT_ZONES = ("Normal", "Movable")
-ZONEINFO_FIELDS = ("pages free", "spanned", "present", "managed", "start_pfn")
+ZONEINFO_FIELDS = ("pages free", "spanned", "present", "managed", "start_pfn",
+                   "nr_free_pages_blocks")
 NOPAGE = 1 << KPF["NOPAGE"]
 BUDDY = 1 << KPF["BUDDY"]
 # self-hosted memmap pages: PG_reserved + PG_owner_priv_1 (6.1), PG_owner_priv_1 (6.12)
@@ -197,6 +199,40 @@ def parse_zoneinfo(text: str) -> dict[tuple[int, str], dict[str, int]]:
     return out
 
 
+_VALUE = re.compile(r"^(.*?)\s+(-?\d+|\(.*\))$")
+
+
+def zoneinfo_keys(text: str) -> dict[tuple[int, str], list[str]]:
+    """The keys of every /proc/zoneinfo zone section in order of first
+    appearance: each line without its value ("pages free", "min", "protection:",
+    "nr_free_pages", "per-node stats", "cpu:", "high_min:", "vm stats
+    threshold:", ...).  Repeated per-cpu pageset lines count once."""
+    out: dict[tuple[int, str], list[str]] = {}
+    cur: list[str] | None = None
+    for line in text.splitlines():
+        mo = re.match(r"^Node (\d+), zone\s+(\S+)$", line)
+        if mo:
+            cur = out.setdefault((int(mo[1]), mo[2]), [])
+            continue
+        if cur is None or not line.strip():
+            continue
+        s = line.strip()
+        mv = _VALUE.match(s)
+        key = mv[1] if mv else s
+        if key not in cur:
+            cur.append(key)
+    return out
+
+
+def pagetypeinfo_columns(text: str) -> tuple[list[str], list[str]]:
+    """(migratetypes of the free-page rows of the first zone, in order; the
+    "Number of blocks type" columns)."""
+    free, blocks = parse_pagetypeinfo(text)
+    first = next(iter(free), None)
+    types = [k[2] for k in free if first is not None and k[:2] == first[:2]]
+    return types, list(blocks.get(None, []))
+
+
 # ---------------------------------------------------------------- comparisons
 
 def _kpf(v: int) -> str:
@@ -231,19 +267,43 @@ class Skip:
                 "kernel allocations or hotmem's stand-in for them)")
 
 
-def _held(values: np.ndarray) -> np.ndarray:
-    """Pages neither free (buddy), absent, nor self-hosted memmap: allocated."""
+def _held(values: np.ndarray, online: np.ndarray | None = None) -> np.ndarray:
+    """Pages neither free (buddy), absent, nor self-hosted memmap: allocated.
+    ``online``: which pfns have an online memmap; from 6.17 the others read
+    0x0, like an allocated page without flags, so the caller must say."""
     held = (values & BUDDY) == 0
     held &= (values & NOPAGE) == 0
     for v in VMEMMAP_VALUES:
         held &= values != v
+    if online is not None:
+        held &= online[:len(held)]
     return held
 
 
-def held_chunks(start: int, values: np.ndarray, chunk: int) -> set[int]:
+def held_chunks(start: int, values: np.ndarray, chunk: int,
+                online: np.ndarray | None = None) -> set[int]:
     """Start pfns of the chunks of ``values`` (kpageflags from ``start``) that
     hold an allocated page."""
-    return {int(p) // chunk * chunk for p in start + np.flatnonzero(_held(values))}
+    return {int(p) // chunk * chunk for p in start + np.flatnonzero(_held(values, online))}
+
+
+def capture_online(cap: "Capture", step: str) -> np.ndarray:
+    """Which pfns of the capture's range are in a block whose sysfs ``state``
+    reads "online" in ``step``."""
+    rs, re_ = cap.manifest["range_start_pfn"], cap.manifest["range_end_pfn"]
+    pages = cap.manifest["block_size_bytes"] >> 12
+    out = np.zeros(re_ - rs, dtype=bool)
+    for blk in hot_blocks(cap):
+        if cap.text(step, f"sys/devices/system/memory/memory{blk}/state").strip() == "online":
+            out[blk * pages - rs:(blk + 1) * pages - rs] = True
+    return out
+
+
+def machine_online(m: Machine, start: int, end: int) -> np.ndarray:
+    """Which pfns of [start, end) are in an online section of ``m``."""
+    sec = np.arange(start, end) >> (m.arch.section_size_bits - m.arch.page_shift)
+    sec = np.minimum(sec, len(m.sec_flags) - 1)
+    return (m.sec_flags[sec] & SECTION_IS_ONLINE) != 0
 
 
 def kernel_held_chunks(cap: Capture, chunk: int) -> set[int]:
@@ -256,7 +316,8 @@ def kernel_held_chunks(cap: Capture, chunk: int) -> set[int]:
     out: set[int] = set()
     for st in cap.manifest["steps"]:
         raw = cap.step_file(st["dir"], "kpageflags") or b""
-        out |= held_chunks(rs, np.frombuffer(raw, dtype="<u8"), chunk)
+        out |= held_chunks(rs, np.frombuffer(raw, dtype="<u8"), chunk,
+                           capture_online(cap, st["dir"]))
     return out
 
 
@@ -271,8 +332,9 @@ def cmp_kpageflags(cap: Capture, step: str, m: Machine, skip: Skip | None) -> tu
         return (False, f"hotmem reports pfns {rs + len(kern):#x}-{rs + len(hot) - 1:#x} that the "
                 f"kernel file does not cover (kernel file ends at pfn {rs + len(kern):#x}: "
                 "beyond max_pfn)", "")
-    # beyond hotmem's max_pfn the kernel must report NOPAGE (max_pfn never drops)
-    want = np.full(len(kern), NOPAGE, dtype=np.uint64)
+    # beyond hotmem's max_pfn the kernel must report a pfn without an online
+    # memmap (max_pfn never drops): NOPAGE, 0x0 from 6.17
+    want = np.full(len(kern), unpopulated_value(m.kernel), dtype=np.uint64)
     want[:len(hot)] = hot
     diff = kern != want
     skipped = ""
@@ -283,7 +345,8 @@ def cmp_kpageflags(cap: Capture, step: str, m: Machine, skip: Skip | None) -> tu
     if not len(bad):
         return True, "", skipped
     i = int(bad[0])
-    where = "" if i < len(hot) else " (beyond hotmem's max_pfn: kernel must read NOPAGE)"
+    where = "" if i < len(hot) else (" (beyond hotmem's max_pfn: kernel must read "
+                                     f"{_kpf(unpopulated_value(m.kernel))})")
     return (False, f"pfn {rs + i:#x}: kernel {_kpf(kern[i])}, hotmem {_kpf(want[i])}{where}; "
             f"{len(bad)} pfn(s) differ", skipped)
 
@@ -293,7 +356,7 @@ def _zone_free_blocks(m: Machine, zname: str, skip: Skip | None):
     (per order counts, {migratetype: per order counts})."""
     orders = m.arch.max_page_order + 1
     per_order = np.zeros(orders, dtype=np.int64)
-    per_type = {mt: np.zeros(orders, dtype=np.int64) for mt, _ in MIGRATETYPE_COLUMNS}
+    per_type = {mt: np.zeros(orders, dtype=np.int64) for mt, _ in migratetype_columns(m)}
     z = m.zone_by_name(zname)
     if z.is_empty():
         return per_order, per_type
@@ -379,6 +442,20 @@ def cmp_zoneinfo(cap: Capture, step: str, m: Machine, skip: Skip | None):
                     return (False, f"Node {key[0]} {key[1]} pages free: kernel {kv}, hotmem "
                             f"{free_out} outside the skipped chunks + up to {room}", skipped)
                 continue
+            if fld == "nr_free_pages_blocks" and zs is not None and kv is not None:
+                # free pages in blocks of pageblock order or more, not isolated
+                from .machine import MIGRATE_ISOLATE
+                _, per_type = _zone_free_blocks(m, key[1], zs)
+                pbo = m.arch.pageblock_order
+                sizes = 1 << np.arange(m.arch.max_page_order + 1, dtype=np.int64)
+                blk_out = sum(int((row[pbo:] * sizes[pbo:]).sum())
+                              for mt, row in per_type.items() if mt != MIGRATE_ISOLATE)
+                room = _skip_pages_in_zone(m, key[1], zs)
+                if not blk_out <= kv <= blk_out + room:
+                    return (False, f"Node {key[0]} {key[1]} nr_free_pages_blocks: kernel {kv}, "
+                            f"hotmem {blk_out} outside the skipped chunks + up to {room}",
+                            skipped)
+                continue
             if kv != hv:
                 return (False, f"Node {key[0]} {key[1]} {fld}: kernel {kv}, hotmem {hv}"
                         + (" (not printed)" if kv is None or hv is None else ""), skipped)
@@ -413,7 +490,7 @@ def cmp_pagetypeinfo(cap: Capture, step: str, m: Machine, skip: Skip | None):
     hz = sorted({k[1] for k in hfree})
     if kz != hz:
         return False, f"zones listed: kernel {kz}, hotmem {hz}", ""
-    names = dict((n, mt) for mt, n in MIGRATETYPE_COLUMNS)
+    names = dict((n, mt) for mt, n in migratetype_columns(m))
     skipped = []
     for key, row in kfree.items():
         if key[1] not in HOT_ZONES:
@@ -462,7 +539,8 @@ def _pageblocks_outside(m: Machine, zname: str, skip: Skip, types: list[int]) ->
     ok = (zn == z.zid + 1) & ((m.sec_flags[sec] & SECTION_IS_ONLINE) != 0)
     ok &= ~np.array([skip.contains(int(p)) for p in pfns], dtype=bool)
     kinds = np.where(mt & 0x80, MIGRATE_ISOLATE, mt & 7)[ok]
-    return np.array([int(np.count_nonzero(kinds == t)) for t in types], dtype=np.int64)
+    return np.array([0 if t == MIGRATE_CMA_COLUMN else int(np.count_nonzero(kinds == t))
+                     for t in types], dtype=np.int64)
 
 
 def hot_blocks(cap: Capture) -> range:
@@ -529,7 +607,8 @@ def compare_step(cap: Capture, kstep: dict, m: Machine, results: list[StepResult
         # the kernel's chunks, and those of hotmem's stand-in allocation
         rs, re_ = cap.manifest["range_start_pfn"], cap.manifest["range_end_pfn"]
         chunk = 1 << m.arch.max_page_order
-        mine = held_chunks(rs, kpageflags(m, rs, re_).astype(np.uint64), chunk)
+        mine = held_chunks(rs, kpageflags(m, rs, re_).astype(np.uint64), chunk,
+                           machine_online(m, rs, re_))
         skip = Skip(chunk, sorted(kernel_chunks | mine))
     add("kpageflags", cmp_kpageflags(cap, step, m, skip))
     add("buddyinfo", cmp_buddyinfo(cap, step, m, skip))
@@ -542,9 +621,44 @@ def compare_step(cap: Capture, kstep: dict, m: Machine, results: list[StepResult
     return recs
 
 
-def check_capture(path: str | Path, scenario_text: str | None = None) -> list[Record]:
+def compare_keys_step(cap: Capture, kstep: dict, m: Machine, results: list[StepResult],
+                      kernel_chunks: set[int] | None) -> list[Record]:
+    """The layout of the /proc files, not their values: the keys of every
+    /proc/zoneinfo zone section, in order, and the migratetypes of
+    /proc/pagetypeinfo's free rows and pageblock columns."""
+    step = kstep["dir"]
+    kz, hz = zoneinfo_keys(cap.text(step, "proc/zoneinfo")), zoneinfo_keys(zoneinfo(m))
+    ok, detail = True, ""
+    if list(kz) != list(hz):
+        ok, detail = False, f"zone sections: kernel {list(kz)}, hotmem {list(hz)}"
+    else:
+        for key, keys in kz.items():
+            if keys != hz[key]:
+                only_k = [k for k in keys if k not in hz[key]]
+                only_h = [k for k in hz[key] if k not in keys]
+                ok, detail = False, (f"Node {key[0]} {key[1]}: kernel only {only_k}, hotmem only "
+                                     f"{only_h}" + ("" if only_k or only_h else
+                                                    f", order: kernel {keys}, hotmem {hz[key]}"))
+                break
+    recs = [Record(cap.name, step, "zoneinfo keys", ok, detail)]
+    kc = pagetypeinfo_columns(cap.text(step, "proc/pagetypeinfo"))
+    hc = pagetypeinfo_columns(pagetypeinfo(m))
+    recs.append(Record(cap.name, step, "pagetypeinfo columns", kc == hc,
+                       "" if kc == hc else f"kernel {kc}, hotmem {hc}"))
+    return recs
+
+
+def check_keys(path: str | Path) -> list[Record]:
+    """Replay one capture and compare the layout of /proc/zoneinfo and
+    /proc/pagetypeinfo after every step (compare_keys_step)."""
+    return check_capture(path, step_fn=compare_keys_step)
+
+
+def check_capture(path: str | Path, scenario_text: str | None = None,
+                  step_fn=compare_step) -> list[Record]:
     """Replay one capture in hotmem; a Record per (capture step, file).
-    ``scenario_text`` replaces the capture's .toml (for experiments)."""
+    ``scenario_text`` replaces the capture's .toml (for experiments);
+    ``step_fn`` makes the records of one step (compare_step: the values)."""
     cap = Capture.load(path)
     if scenario_text is not None:
         cap.toml, cap.source = scenario_text, f"<scenario for {cap.name}>"
@@ -571,7 +685,7 @@ def check_capture(path: str | Path, scenario_text: str | None = None) -> list[Re
         kernel_chunks = kernel_held_chunks(cap, 1 << m.arch.max_page_order)
     # capture steps no scenario step maps to: 00-boot is the machine as built
     if "00-boot" in ksteps and "00-boot" not in last_of:
-        records += compare_step(cap, ksteps["00-boot"], m, [], kernel_chunks)
+        records += step_fn(cap, ksteps["00-boot"], m, [], kernel_chunks)
     pending: list[StepResult] = []
 
     def on_step(mach: Machine, res: StepResult) -> None:
@@ -584,7 +698,7 @@ def check_capture(path: str | Path, scenario_text: str | None = None) -> list[Re
                                   f"hotmem {res.result}: {res.message}"))
         if d is not None:
             mapped = [r for r in pending if r.step.capture == d]
-            records.extend(compare_step(cap, ksteps[d], mach, mapped, kernel_chunks))
+            records.extend(step_fn(cap, ksteps[d], mach, mapped, kernel_chunks))
             pending = []
 
     run_scenario(sc, machine=m, on_step=on_step)
@@ -689,7 +803,7 @@ def resolve(names: list[str]) -> list[Path]:
 
 
 def _capture_order(p: Path):
-    mo = re.match(r"(6\.\d+)-mom(\d)-(\w+)", p.name)
+    mo = re.match(r"(\d+\.\d+)-mom(\d)-(\w+)", p.name)
     if not mo:
         return (9, p.name)
     scen = {"movable": 0, "default": 1, "qmp": 2}.get(mo[3], 9)

@@ -8,7 +8,8 @@ capture the kernel's views after every step.
     python3 tools/kernel-oracle/capture.py --list
 
 Python 3 standard library only.  Needs (Debian): qemu-system-x86,
-busybox-static, gcc + libc6-dev (static helper), apt (to fetch the kernels).
+busybox-static, gcc + libc6-dev (static helper), apt (to fetch the kernels;
+7.3 from trixie-backports through a private apt configuration).
 See README.md next to this file.
 """
 import argparse
@@ -34,11 +35,26 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 CACHE = os.path.join(HERE, ".cache")
 OUT = os.path.join(REPO, "tests", "data", "oracle")
 
-# Exact Debian 12 (bookworm / bookworm-security / bookworm-backports) packages.
+# Exact Debian packages per era.  6.1 and 6.12 come from the machine's own
+# Debian 12 suites (bookworm / bookworm-security / bookworm-backports).  From 7.x
+# Debian splits the kernel: linux-image-* is empty, the image is in
+# linux-binary-*, the modules in linux-modules-*, config and modules.builtin in
+# linux-base-* (all under usr/lib/modules/RELEASE/); every package listed is
+# extracted into one tree.
 KERNEL_PACKAGES = {
-    "6.1": "linux-image-6.1.0-56-amd64-unsigned",
-    "6.12": "linux-image-6.12.117+deb12-amd64-unsigned",
+    "6.1": ("linux-image-6.1.0-56-amd64-unsigned",),
+    "6.12": ("linux-image-6.12.117+deb12-amd64-unsigned",),
+    "7.3": ("linux-binary-7.3.4+deb13-amd64", "linux-modules-7.3.4+deb13-amd64",
+            "linux-base-7.3.4+deb13-amd64"),
 }
+# Eras whose packages are in a suite the machine's sources do not list: fetched
+# through a private apt configuration under .cache/apt (its own sources.list,
+# lists and archive cache), which leaves the system's sources alone.
+APT_SUITES = {
+    "7.3": "trixie-backports",
+}
+APT_MIRROR = "http://deb.debian.org/debian"
+APT_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 BOOT_MEMORY = 2 << 30
 DIMM_SIZE = 128 << 20
@@ -53,7 +69,7 @@ CAPTURE_TIMEOUT = 1800         # seconds, whole QEMU run
 HOTPLUG_TIMEOUT = 300          # seconds, inside the guest
 
 SCENARIOS = ("movable", "default", "qmp")
-ERAS = ("6.1", "6.12")
+ERAS = ("6.1", "6.12", "7.3")
 
 
 def log(*a):
@@ -98,7 +114,7 @@ def all_names():
 
 
 def parse_name(name):
-    m = re.fullmatch(r"(6\.1|6\.12)-mom([01])-(movable|default|qmp)", name)
+    m = re.fullmatch(r"(6\.1|6\.12|7\.3)-mom([01])-(movable|default|qmp)", name)
     if not m:
         raise SystemExit(f"bad capture name {name!r}; see --list")
     return m.group(1), int(m.group(2)), m.group(3)
@@ -112,31 +128,65 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
 
 
+def apt_options(suite):
+    """apt-get -o options of a private configuration that sees only ``suite``
+    (and nothing of the system's sources.list / sources.list.d)."""
+    d = os.path.join(CACHE, "apt", suite)
+    for sub in ("lists/partial", "archives/partial"):
+        os.makedirs(os.path.join(d, sub), exist_ok=True)
+    src = os.path.join(d, "sources.list")
+    with open(src, "w") as f:
+        f.write(f"deb [signed-by={APT_KEYRING}] {APT_MIRROR} {suite} main\n")
+    return ["-o", f"Dir::Etc::SourceList={src}", "-o", "Dir::Etc::SourceParts=/dev/null",
+            "-o", f"Dir::State::Lists={os.path.join(d, 'lists')}",
+            "-o", f"Dir::Cache={d}", "-o", f"Dir::Cache::Archives={os.path.join(d, 'archives')}",
+            # the _apt user cannot write into this tree: download as the caller
+            "-o", "APT::Sandbox::User=root"]
+
+
+def _debs_of(debs, pkg):
+    return sorted(f for f in os.listdir(debs) if f.startswith(pkg + "_") and f.endswith(".deb"))
+
+
 def fetch_kernel(era):
-    """Download + extract the kernel .deb; returns dict with paths/versions."""
-    pkg = KERNEL_PACKAGES[era]
+    """Download + extract the era's kernel .debs; returns dict with paths/versions."""
+    pkgs = KERNEL_PACKAGES[era]
     debs = os.path.join(CACHE, "debs")
     os.makedirs(debs, exist_ok=True)
-    found = [f for f in os.listdir(debs) if f.startswith(pkg + "_") and f.endswith(".deb")]
-    if not found:
-        log(f"apt-get download {pkg}")
-        run(["apt-get", "download", pkg], cwd=debs)
-        found = [f for f in os.listdir(debs) if f.startswith(pkg + "_") and f.endswith(".deb")]
-    deb = os.path.join(debs, sorted(found)[-1])
-    version = subprocess.run(["dpkg-deb", "-f", deb, "Version"], check=True,
+    missing = [p for p in pkgs if not _debs_of(debs, p)]
+    if missing:
+        opts = []
+        if era in APT_SUITES:
+            opts = apt_options(APT_SUITES[era])
+            log(f"apt-get update ({APT_SUITES[era]}, private configuration)")
+            run(["apt-get", *opts, "update"], cwd=debs)
+        log(f"apt-get download {' '.join(missing)}")
+        run(["apt-get", *opts, "download", *missing], cwd=debs)
+    files = [os.path.join(debs, _debs_of(debs, p)[-1]) for p in pkgs]
+    version = subprocess.run(["dpkg-deb", "-f", files[0], "Version"], check=True,
                              capture_output=True, text=True).stdout.strip()
-    x = os.path.join(CACHE, "x", os.path.basename(deb)[:-4])
-    if not os.path.isdir(os.path.join(x, "boot")):
-        log(f"dpkg -x {os.path.basename(deb)}")
+    x = os.path.join(CACHE, "x", os.path.basename(files[0])[:-4])
+    done = os.path.join(x, ".extracted")
+    if not os.path.exists(done):
         shutil.rmtree(x, ignore_errors=True)
         os.makedirs(x)
-        run(["dpkg", "-x", deb, x])
+        for deb in files:
+            log(f"dpkg -x {os.path.basename(deb)}")
+            run(["dpkg", "-x", deb, x])
+        open(done, "w").close()
     boot = os.path.join(x, "boot")
-    vmlinuz = [f for f in os.listdir(boot) if f.startswith("vmlinuz-")][0]
-    release = vmlinuz[len("vmlinuz-"):]
-    return {"package": pkg, "version": version, "deb": deb, "root": x,
-            "vmlinuz": os.path.join(boot, vmlinuz), "release": release,
-            "moddir": os.path.join(x, "lib", "modules", release)}
+    if os.path.isdir(boot):             # 6.x: boot/vmlinuz-REL, lib/modules/REL
+        vmlinuz = [f for f in os.listdir(boot) if f.startswith("vmlinuz-")][0]
+        release = vmlinuz[len("vmlinuz-"):]
+        vmlinuz = os.path.join(boot, vmlinuz)
+        moddir = os.path.join(x, "lib", "modules", release)
+    else:                               # 7.x: usr/lib/modules/REL/{vmlinuz,config,...}
+        mods = os.path.join(x, "usr", "lib", "modules")
+        release = os.listdir(mods)[0]
+        moddir = os.path.join(mods, release)
+        vmlinuz = os.path.join(moddir, "vmlinuz")
+    return {"package": pkgs[0], "version": version, "deb": files[0], "root": x,
+            "vmlinuz": vmlinuz, "release": release, "moddir": moddir}
 
 
 def _modinfo_depends(data):
@@ -535,13 +585,14 @@ def assemble(name, era, mom, scen, k, qemu_args, cmdline, dimms, img, console, e
 
 KPF_BUDDY = 1 << 10
 KPF_NOPAGE = 1 << 20
-# self-hosted memmap pages: PG_reserved|PG_owner_priv_1 (6.1), PG_owner_priv_1 (6.12)
+# self-hosted memmap pages: PG_reserved|PG_owner_priv_1 (6.1), PG_owner_priv_1 (6.12, 7.3)
 KPF_VMEMMAP = (1 << 32 | 1 << 37, 1 << 37)
 
 
 def kernel_held_pfns(kpageflags, start_pfn, block):
-    """pfns of hot-added block ``block`` (memoryN) that the kernel had allocated:
-    online pages that are neither free (buddy) nor the block's own memmap."""
+    """pfns of hot-added block ``block`` (memoryN, online) that the kernel had
+    allocated: pages that are neither free (buddy) nor the block's own memmap
+    (a page without flags, 0x0, is allocated here: the block is online)."""
     lo = block * BLOCK_PAGES - start_pfn
     vals = [v for (v,) in struct.iter_unpack("<Q", kpageflags[lo * 8:(lo + BLOCK_PAGES) * 8])]
     return [start_pfn + lo + i for i, v in enumerate(vals)

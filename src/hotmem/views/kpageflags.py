@@ -33,6 +33,13 @@ def vmemmap_flags(m: MachineState) -> np.uint64:
     return np.uint64(m.design.memmap_kpageflags(m))
 
 
+def unpopulated_value(kernel) -> np.uint64:
+    """KPF value of a pfn without an online memmap (pfn_to_online_page() NULL:
+    offline, never onlined or removed memory, holes): stable_page_flags(NULL)
+    = KPF_NOPAGE until 6.15; kpage_read() writes 0 from 6.16."""
+    return np.uint64(0) if kernel.kpageflags_unpopulated_zero else NOPAGE
+
+
 def _bits(m: MachineState, plane: int, s: int, e: int) -> np.ndarray:
     """Booleans of ``plane`` for pfns [s, e) (s is 64-aligned)."""
     e64 = -(-e // 64) * 64
@@ -50,6 +57,7 @@ def kpageflags(m: MachineState, start: int, end: int) -> np.ndarray:
     memmap = (np.concatenate(list(m.memmap_from_buddy.values()))
               if m.memmap_from_buddy else np.zeros(0, np.int64))
     sec_shift = m.arch.section_size_bits - m.arch.page_shift
+    absent = unpopulated_value(m.kernel)
     pos = start
     while pos < end:
         s = pos // 64 * 64
@@ -69,7 +77,7 @@ def kpageflags(m: MachineState, start: int, end: int) -> np.ndarray:
             slab[inside] = False  # vmemmap_alloc_block() pages carry no flag
         f[slab] |= SLAB
         f[~(b | r | v | u)] = ANON_PAGE
-        f[~online] = NOPAGE
+        f[~online] = absent
         out[pos - start:e - start] = f[pos - s:]
         pos = e
     return out

@@ -8,10 +8,35 @@ from ..mmzone import Zone
 from ..page_alloc import lowmem_reserve, nr_free_pages, zone_nr_free_pages
 from ..state import MachineState
 
-# migratetype_names[] of a kernel without CONFIG_CMA (Debian's 6.1 and 6.12)
+# migratetype_names[] (mm/page_alloc.c) of a kernel without CONFIG_CMA (Debian's
+# amd64 6.1 and 6.12); with CONFIG_CMA, "CMA" comes before "Isolate".  hotmem
+# has no CMA areas: the CMA column always counts 0.
 MIGRATETYPE_COLUMNS = ((0, "Unmovable"), (1, "Movable"), (2, "Reclaimable"),
                        (3, "HighAtomic"), (MIGRATE_ISOLATE, "Isolate"))
+MIGRATE_CMA_COLUMN = -1
 PAGETYPEINFO_CAP = 100000
+
+
+def config_cma(m: MachineState) -> bool:
+    """CONFIG_CMA in the Debian kernel config hotmem models for this arch and
+    era.  Debian's changelog: "Enable Contiguous Memory Allocator: Enable CMA,
+    CMA_SYSFS, DMA_CMA, DMA_NUMA_CMA" in 7.2.2-1~exp1 (so amd64 from 7.2:
+    6.12.117 has none, 7.2.6 and 7.3.4 have it; s390x taken the same), and
+    "[riscv64] Enable CMA and DMA_CMA" in 7.1~rc3-1~exp1.  arm64 and ppc64el
+    have it already in 6.12 (issue 10's captures)."""
+    name = m.arch.name
+    if name.startswith(("arm64", "ppc64")):
+        return True
+    if name.startswith("riscv64"):
+        return m.kernel.at_least(7, 1)
+    return m.kernel.at_least(7, 2)
+
+
+def migratetype_columns(m: MachineState) -> tuple[tuple[int, str], ...]:
+    """(migratetype, name) of each /proc/pagetypeinfo column, in order."""
+    if not config_cma(m):
+        return MIGRATETYPE_COLUMNS
+    return MIGRATETYPE_COLUMNS[:4] + ((MIGRATE_CMA_COLUMN, "CMA"),) + MIGRATETYPE_COLUMNS[4:]
 
 
 def online_nodes(m: MachineState) -> list[int]:
@@ -58,35 +83,141 @@ def pagetypeinfo(m: MachineState) -> str:
            f"Pages per block:  {m.arch.pageblock_nr_pages}\n", "\n",
            f"{'Free pages count per migrate type at order':<43} "
            + "".join(f"{o:6d} " for o in range(orders)) + "\n"]
+    columns = migratetype_columns(m)
     populated = [(nid, z) for nid in online_nodes(m) for z in node_zones(m, nid) if z.populated()]
     for nid, z in populated:
-        for mt, name in MIGRATETYPE_COLUMNS:
-            row = m.pages.nr_free[z.zid, mt]
+        for mt, name in columns:
+            row = (m.pages.nr_free[z.zid, mt] if mt != MIGRATE_CMA_COLUMN
+                   else np.zeros(orders, dtype=np.int64))
             cells = "".join((">" if c >= PAGETYPEINFO_CAP else "")
                             + f"{min(int(c), PAGETYPEINFO_CAP):6d} " for c in row)
             out.append(f"Node {nid:4d}, zone {z.name:>8}, type {name:>12} {cells}\n")
     out.append(f"\n{'Number of blocks type ':<23}"
-               + "".join(f"{name:>12} " for _, name in MIGRATETYPE_COLUMNS) + "\n")
+               + "".join(f"{name:>12} " for _, name in columns) + "\n")
     for nid, z in populated:
         counts = pageblock_counts(m, z)
         out.append(f"Node {nid}, zone {z.name:>8} "
-                   + "".join(f"{counts.get(mt, 0):12d} " for mt, _ in MIGRATETYPE_COLUMNS) + "\n")
+                   + "".join(f"{counts.get(mt, 0):12d} " for mt, _ in columns) + "\n")
     return "".join(out)
 
 
+def zone_nr_free_pages_blocks(m: MachineState, z: Zone) -> int:
+    """NR_FREE_PAGES_BLOCKS (6.15): free pages in buddy blocks of order >=
+    pageblock_order that are not on MIGRATE_ISOLATE lists (__add_to_free_list,
+    __del_page_from_free_list, move_to_free_list)."""
+    nf = m.pages.nr_free[z.zid]
+    pbo = m.arch.pageblock_order
+    sizes = 1 << np.arange(nf.shape[1], dtype=np.int64)
+    big = nf[:, pbo:] * sizes[pbo:]
+    return int(big.sum() - big[MIGRATE_ISOLATE].sum())
+
+
+# Per-node counters (node_stat_name(), vmstat_text[] in mm/vmstat.c) of the
+# Debian amd64 config, each with the first release that prints it and the first
+# that no longer does.  Verified lists: 6.1.192, 6.12.117, 7.2.13 and 7.3.4
+# (captures and Debian's source packages).  "taken": the first merge window
+# after the patch mail (docs/kernel-notes.md §11.2), not checked against a tag.
+_ALWAYS = (0, 0)
+NODE_STATS: tuple[tuple[str, tuple[int, int], tuple[int, int] | None], ...] = tuple(
+    (name, since, until) for name, since, until in (
+        ("nr_inactive_anon", _ALWAYS, None), ("nr_active_anon", _ALWAYS, None),
+        ("nr_inactive_file", _ALWAYS, None), ("nr_active_file", _ALWAYS, None),
+        ("nr_unevictable", _ALWAYS, None), ("nr_slab_reclaimable", _ALWAYS, None),
+        ("nr_slab_unreclaimable", _ALWAYS, None), ("nr_isolated_anon", _ALWAYS, None),
+        ("nr_isolated_file", _ALWAYS, None), ("workingset_nodes", _ALWAYS, None),
+        ("workingset_refault_anon", _ALWAYS, None), ("workingset_refault_file", _ALWAYS, None),
+        ("workingset_activate_anon", _ALWAYS, None),
+        ("workingset_activate_file", _ALWAYS, None),
+        ("workingset_restore_anon", _ALWAYS, None), ("workingset_restore_file", _ALWAYS, None),
+        ("workingset_nodereclaim", _ALWAYS, None), ("nr_anon_pages", _ALWAYS, None),
+        ("nr_mapped", _ALWAYS, None), ("nr_file_pages", _ALWAYS, None),
+        ("nr_dirty", _ALWAYS, None), ("nr_writeback", _ALWAYS, None),
+        ("nr_writeback_temp", _ALWAYS, (6, 17)),         # removed 6.17 (taken)
+        ("nr_shmem", _ALWAYS, None), ("nr_shmem_hugepages", _ALWAYS, None),
+        ("nr_shmem_pmdmapped", _ALWAYS, None), ("nr_file_hugepages", _ALWAYS, None),
+        ("nr_file_pmdmapped", _ALWAYS, None), ("nr_anon_transparent_hugepages", _ALWAYS, None),
+        ("nr_vmscan_write", _ALWAYS, None), ("nr_vmscan_immediate_reclaim", _ALWAYS, None),
+        ("nr_dirtied", _ALWAYS, None), ("nr_written", _ALWAYS, None),
+        ("nr_throttled_written", _ALWAYS, None), ("nr_kernel_misc_reclaimable", _ALWAYS, None),
+        ("nr_foll_pin_acquired", _ALWAYS, None), ("nr_foll_pin_released", _ALWAYS, None),
+        ("nr_vmalloc", (7, 1), None),                     # 7.1 (taken)
+        ("nr_kernel_stack", _ALWAYS, None), ("nr_page_table_pages", _ALWAYS, None),
+        ("nr_sec_page_table_pages", _ALWAYS, None),
+        ("nr_iommu_pages", (6, 12), None),                # not in 6.1; taken as 6.12
+        ("nr_swapcached", _ALWAYS, None),
+        ("pgpromote_success", _ALWAYS, None), ("pgpromote_candidate", _ALWAYS, None),
+        ("pgpromote_candidate_nrl", (6, 18), None),       # 6.18 (taken)
+        ("pgdemote_kswapd", (6, 12), None),               # not in 6.1; taken as 6.12
+        ("pgdemote_direct", (6, 12), None), ("pgdemote_khugepaged", (6, 12), None),
+        ("pgdemote_proactive", (6, 15), None),            # 6.15 (taken)
+        # pgsteal_* / pgscan_* moved from vm events to node stats: 7.1 (taken)
+        ("pgsteal_kswapd", (7, 1), None), ("pgsteal_direct", (7, 1), None),
+        ("pgsteal_khugepaged", (7, 1), None), ("pgsteal_proactive", (7, 1), None),
+        ("pgsteal_anon", (7, 1), None), ("pgsteal_file", (7, 1), None),
+        ("pgscan_kswapd", (7, 1), None), ("pgscan_direct", (7, 1), None),
+        ("pgscan_khugepaged", (7, 1), None), ("pgscan_proactive", (7, 1), None),
+        ("pgscan_anon", (7, 1), None), ("pgscan_file", (7, 1), None),
+        ("pgrotate_anon", (7, 3), None), ("pgrotate_file", (7, 3), None),  # not in 7.2.13
+        ("pgrefill", (7, 1), None),                       # 7.1 (taken)
+        ("nr_hugetlb", (6, 13), None),                    # CONFIG_HUGETLB_PAGE; 6.13 (taken)
+        ("nr_balloon_pages", (6, 15), None),              # NR_BALLOON_PAGES, 6.15
+        ("nr_kernel_file_pages", (6, 18), None),          # 6.18 (taken)
+        ("nr_gpu_active", (7, 0), None), ("nr_gpu_reclaim", (7, 0), None),  # 7.0 (taken)
+    ))
+
+NUMA_STATS = ("numa_hit", "numa_miss", "numa_foreign", "numa_interleave", "numa_local",
+              "numa_other")
+# what zoneinfo prints for the counters and per-cpu fields hotmem does not model
+UNMODELLED = 0
+# per-cpu pagesets are printed for one CPU: hotmem does not model CPUs
+PAGESET_CPUS = (0,)
+
+
+def node_stat_names(m: MachineState) -> list[str]:
+    k = (m.kernel.major, m.kernel.minor)
+    return [name for name, since, until in NODE_STATS
+            if k >= since and (until is None or k < until)]
+
+
+def zone_stat_names(m: MachineState) -> list[str]:
+    """zone_stat_name() of every enum zone_stat_item in this era."""
+    k = m.kernel
+    names = ["nr_free_pages"]
+    if k.zoneinfo_nr_free_pages_blocks:
+        names.append("nr_free_pages_blocks")
+    names += ["nr_zone_inactive_anon", "nr_zone_active_anon", "nr_zone_inactive_file",
+              "nr_zone_active_file", "nr_zone_unevictable", "nr_zone_write_pending",
+              "nr_mlock"]
+    if k.zoneinfo_nr_bounce:
+        names.append("nr_bounce")
+    names += ["nr_zspages", "nr_free_cma"]
+    if k.at_least(6, 12):                  # CONFIG_UNACCEPTED_MEMORY: not in 6.1; taken as 6.12
+        names.append("nr_unaccepted")
+    return names
+
+
 def zoneinfo(m: MachineState) -> str:
-    """/proc/zoneinfo: every zone of every online node.  The counters hotmem
-    models are printed in the kernel's layout; the per-node and per-zone vm
-    event statistics and the per-cpu pagesets, which it does not model, are
-    left out (nr_free_pages is kept)."""
+    """/proc/zoneinfo as zoneinfo_show_print() prints it: every line and key of
+    the era's Debian amd64 kernel.  Modelled: pages free / nr_free_pages,
+    nr_free_pages_blocks, the watermarks, spanned, present, managed, cma,
+    protection and start_pfn.  The per-node and per-zone vm statistics, the
+    per-cpu pagesets (one CPU) and the highatomic counts, which hotmem does not
+    model, print UNMODELLED (0)."""
+    k = m.kernel
     out = []
-    promo = m.kernel.zoneinfo_promo
+    promo = k.zoneinfo_promo
+    zero = UNMODELLED
     for nid in online_nodes(m):
-        for z in node_zones(m, nid):
+        zones = node_zones(m, nid)
+        first = next((z for z in zones if z.populated()), None)
+        for z in zones:
             free = zone_nr_free_pages(m, z)
             prot = ", ".join(str(x) for x in lowmem_reserve(m, z))
-            out.append(f"Node {nid}, zone {z.name:>8}"
-                       f"\n  pages free     {free}"
+            out.append(f"Node {nid}, zone {z.name:>8}")
+            if z is first:
+                out.append("\n  per-node stats"
+                           + "".join(f"\n      {name:<12} {zero}" for name in node_stat_names(m)))
+            out.append(f"\n  pages free     {free}"
                        f"\n        boost    0"
                        f"\n        min      {z.wmark_min}"
                        f"\n        low      {z.wmark_low}"
@@ -100,9 +231,31 @@ def zoneinfo(m: MachineState) -> str:
             if not z.populated():
                 out.append("\n")
                 continue
-            out.append(f"\n      {'nr_free_pages':<12} {free}"
-                       f"\n  node_unreclaimable:  0"
-                       f"\n  start_pfn:           {z.zone_start_pfn}\n")
+            values = {"nr_free_pages": free,
+                      "nr_free_pages_blocks": zone_nr_free_pages_blocks(m, z)}
+            out.append("".join(f"\n      {name:<12} {values.get(name, zero)}"
+                               for name in zone_stat_names(m) + list(NUMA_STATS)))
+            out.append("\n  pagesets")
+            for cpu in PAGESET_CPUS:
+                if k.zoneinfo_pcp_high_min_max:
+                    out.append(f"\n    cpu: {cpu}"
+                               f"\n              count:    {zero}"
+                               f"\n              high:     {zero}"
+                               f"\n              batch:    {zero}"
+                               f"\n              high_min: {zero}"
+                               f"\n              high_max: {zero}")
+                else:
+                    out.append(f"\n    cpu: {cpu}"
+                               f"\n              count: {zero}"
+                               f"\n              high:  {zero}"
+                               f"\n              batch: {zero}")
+                out.append(f"\n  vm stats threshold: {zero}")
+            out.append(f"\n  node_unreclaimable:  0"
+                       f"\n  start_pfn:           {z.zone_start_pfn}")
+            if k.zoneinfo_highatomic:
+                out.append(f"\n  reserved_highatomic: {zero}"
+                           f"\n  free_highatomic:     {zero}")
+            out.append("\n")
     return "".join(out)
 
 
