@@ -8,7 +8,9 @@ cdef enum:
     P_BUDDY = 2        # page belongs to a free buddy block (head or tail)
     P_HEAD = 3         # first page of a free buddy block (PageBuddy)
     P_UNMOVABLE = 4    # allocated, unmovable (kernel allocation)
-    NPLANES = 5
+    P_OFFLINE = 5      # PageOffline: present, owned by a driver, not in the buddy
+    P_DIRTY = 6        # PG_dirty on a PageOffline page: never onlined (virtio-mem)
+    NPLANES = 7
 
 cdef enum:
     MIGRATE_UNMOVABLE = 0

@@ -28,7 +28,7 @@ from hotmem._bits cimport (ALL_ONES, __builtin_clzll, __builtin_ctzll, __builtin
                            lo_mask, set_bits, test_bit)
 
 PLANES = {"vmemmap": P_VMEMMAP, "reserved": P_RESERVED, "buddy": P_BUDDY,
-          "head": P_HEAD, "unmovable": P_UNMOVABLE}
+          "head": P_HEAD, "unmovable": P_UNMOVABLE, "offline": P_OFFLINE, "dirty": P_DIRTY}
 N_MIGRATE_TYPES = MIGRATE_TYPES
 ISOLATE = MIGRATE_ISOLATE
 FREE_STRATEGIES = {"ctz": FREE_CTZ, "get_order": FREE_GET_ORDER,
@@ -654,9 +654,10 @@ cdef class PageState:
                 i += 1
         return r
 
-    def first_not_free(self, int64_t s, int64_t e, bint skip_vmemmap):
+    def first_not_free(self, int64_t s, int64_t e, bint skip_vmemmap, bint skip_offline=False):
         """__test_page_isolated_in_pageblock(): first pfn of [s, e) that is neither
-        free nor (when skipped) a vmemmap page; -1 if none."""
+        free nor (when skipped) a vmemmap page, nor (when skipped: its driver
+        dropped the reference in MEM_GOING_OFFLINE) a PageOffline page; -1 if none."""
         self._check(s, e)
         if s >= e:
             return -1
@@ -664,11 +665,14 @@ cdef class PageState:
         cdef uint64_t word
         cdef const uint64_t* B = self.planes[P_BUDDY]
         cdef const uint64_t* V = self.planes[P_VMEMMAP]
+        cdef const uint64_t* O = self.planes[P_OFFLINE]
         with nogil:
             while i <= last:
                 word = ~B[i]
                 if skip_vmemmap:
                     word &= ~V[i]
+                if skip_offline:
+                    word &= ~O[i]
                 if i == s >> 6:
                     word &= lo_mask(s)
                 if i == last:
@@ -705,7 +709,8 @@ cdef class PageState:
                 word = self.planes[P_UNMOVABLE][i]
             else:
                 word = ~(self.planes[P_VMEMMAP][i] | self.planes[P_RESERVED][i] |
-                         self.planes[P_BUDDY][i] | self.planes[P_UNMOVABLE][i])
+                         self.planes[P_BUDDY][i] | self.planes[P_UNMOVABLE][i] |
+                         self.planes[P_OFFLINE][i])
             if i == s >> 6:
                 word &= lo_mask(s)
             if i == last:

@@ -1,16 +1,38 @@
 """What the memmap costs on each arch, and whether it can live on the memory."""
 from __future__ import annotations
 
-from .memory_hotplug import mhp_supports_memmap_on_memory
-from .sparse import force_waste_pages, vmemmap_pages_per_block
+from typing import TypedDict
+
 from .arch import ARCHES
 from .kernel import Kernel
+from .memory_hotplug import mhp_supports_memmap_on_memory
+from .sparse import force_waste_pages, vmemmap_pages_per_block
 
 
-def arch_table(kernel: str = "6.12") -> list[dict]:
+class ArchRow(TypedDict):
+    """One arch at its default memory block size (``hotmem arches --json``)."""
+
+    arch: str
+    page_size_bytes: int
+    section_size_bytes: int
+    block_size_bytes: int
+    pageblock_nr_pages: int
+    max_page_order: int
+    memmap_pages_per_block: int
+    memmap_bytes_per_block: int
+    memmap_percent: float
+    memmap_on_memory_y: bool
+    memmap_on_memory_y_reason: str
+    memmap_on_memory_force: bool
+    memmap_on_memory_force_reason: str
+    force_waste_pages_per_block: int | None     # None: force mode unsupported
+    memmap_on_memory_since: str | None          # "major.minor"; None: never
+
+
+def arch_table(kernel: str = "6.12") -> list[ArchRow]:
     """One row per arch for the given kernel release."""
     k = Kernel.parse(kernel)
-    rows = []
+    rows: list[ArchRow] = []
     for a in ARCHES.values():
         bs = a.block_size
         vm = vmemmap_pages_per_block(a, bs, "y")
@@ -32,14 +54,16 @@ def arch_table(kernel: str = "6.12") -> list[dict]:
     return rows
 
 
-def format_arch_table(rows: list[dict], kernel: str) -> str:
+def format_arch_table(rows: list[ArchRow], kernel: str) -> str:
     head = (f"{'arch':<17}{'page':>6}{'block':>8}{'pageblock':>10}{'memmap/blk':>12}"
             f"{'%':>8}  {'mom=y':<6}{'force':<6}{'waste':>6}  reason (y)")
     out = [f"memmap on memory per arch, kernel {kernel} (default block size)", head]
     for r in rows:
-        waste = "" if r["force_waste_pages_per_block"] is None else str(r["force_waste_pages_per_block"])
-        out.append(f"{r['arch']:<17}{r['page_size_bytes'] >> 10:>5}K{r['block_size_bytes'] >> 20:>7}M"
-                   f"{r['pageblock_nr_pages']:>10}{r['memmap_pages_per_block']:>12}"
+        waste = ("" if r["force_waste_pages_per_block"] is None
+                 else str(r["force_waste_pages_per_block"]))
+        out.append(f"{r['arch']:<17}{r['page_size_bytes'] >> 10:>5}K"
+                   f"{r['block_size_bytes'] >> 20:>7}M{r['pageblock_nr_pages']:>10}"
+                   f"{r['memmap_pages_per_block']:>12}"
                    f"{r['memmap_percent']:>8.3f}  {'yes' if r['memmap_on_memory_y'] else 'no':<6}"
                    f"{'yes' if r['memmap_on_memory_force'] else 'no':<6}{waste:>6}  "
                    f"{r['memmap_on_memory_y_reason']}"

@@ -30,17 +30,25 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Final, Literal, NotRequired, TypedDict, TypeVarTuple, get_args, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _core, _scan
 from . import strategies as S
+from .constants import Backend
 from .machine import Machine
 from .memory_hotplug import default_add_start
 from .reference import RefPageState
 from .units import parse_size
+
+Ts = TypeVarTuple("Ts")
+# the hot paths a Case times (``isolation`` is two of them)
+CasePath = Literal["vmemmap", "has_unmovable", "test_pages_isolated", "free"]
+LifecycleMode = Literal["batched", "per_block"]
 
 SIZES = ("1G", "64G", "1T")
 PATHS = ("vmemmap", "isolation", "free", "lifecycle")
@@ -60,13 +68,20 @@ def fmt_size(nbytes: int) -> str:
 
 # ---------------------------------------------------------------- timing
 
-def time_once(fn: Callable, *args) -> float:
+def time_once(fn: Callable[[*Ts], object], *args: *Ts) -> float:
     t0 = time.perf_counter()
     fn(*args)
     return time.perf_counter() - t0
 
 
-def median_time(fn: Callable, *args, repeat: int = 5, setup: Callable | None = None,
+@overload
+def median_time(fn: Callable[[*Ts], object], *args: *Ts, repeat: int = 5, setup: None = None,
+                budget: float = 2.0) -> float: ...
+@overload
+def median_time(fn: Callable[[*Ts], object], *, repeat: int = 5,
+                setup: Callable[[], tuple[*Ts]], budget: float = 2.0) -> float: ...
+def median_time(fn: Callable[..., object], *args: object, repeat: int = 5,
+                setup: Callable[[], tuple[object, ...]] | None = None,
                 budget: float = 2.0) -> float:
     """Median wall time of ``fn(*args)`` (``fn(*setup())`` when setup is given,
     setup untimed) over ``repeat`` runs, fewer when one run exceeds budget/3."""
@@ -79,14 +94,14 @@ def median_time(fn: Callable, *args, repeat: int = 5, setup: Callable | None = N
     return statistics.median(times)
 
 
-@functools.lru_cache(maxsize=None)
-def _read_buffer(nwords: int) -> np.ndarray:
+@functools.cache
+def _read_buffer(nwords: int) -> npt.NDArray[np.uint64]:
     # really written memory: np.ones writes every page (np.zeros would map the
     # shared zero page and read impossibly fast)
     return np.ones(max(nwords, 1), dtype=np.uint64)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def bound_time(nbytes: int) -> float:
     """Time of a streaming read of nbytes (best of 7, warm): the bandwidth bound."""
     buf = _read_buffer(-(-nbytes // 8))
@@ -94,7 +109,7 @@ def bound_time(nbytes: int) -> float:
     return min(time_once(_scan.read_words, buf) for _ in range(7))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def dram_read_bandwidth(nbytes: int = 1 << 30) -> float:
     """Bytes per second of a streaming read larger than the caches."""
     return nbytes / bound_time(nbytes)
@@ -115,12 +130,12 @@ class Workload:
     pages_per_section: int
     sections_per_block: int
     first_section: int
-    planes: dict = field(repr=False)
-    summary: np.ndarray = field(repr=False)
-    nr_vmemmap_pages: np.ndarray = field(repr=False)
+    planes: dict[str, npt.NDArray[np.uint64]] = field(repr=False)
+    summary: npt.NDArray[np.int32] = field(repr=False)
+    nr_vmemmap_pages: npt.NDArray[np.int64] = field(repr=False)
 
 
-def online_machine(size: int, backend: str = "fast"):
+def online_machine(size: int, backend: Backend = "fast") -> tuple[Machine, list[int]]:
     m = Machine(ARCH, boot_memory=BOOT, memmap_on_memory="y", backend=backend)
     blocks = m.add(size=size)
     for b in blocks:
@@ -147,15 +162,15 @@ def workload(size: int) -> Workload:
 class Case:
     """One strategy on one hot path at one size: what to run and what it touches."""
 
-    path: str
+    path: CasePath
     strategy: str
     size: int
     pages: int
     bytes_touched: int
-    run: Callable
-    args: tuple = ()
-    setup: Callable | None = None
-    check: Callable | None = None
+    run: Callable[..., object]   # the kernels of a path differ in arguments and result
+    args: tuple[object, ...] = ()
+    setup: Callable[[], tuple[object, ...]] | None = None   # untimed: run's arguments
+    check: Callable[[object], None] | None = None   # asserts on run's result
 
 
 def _prefix_bytes(w: Workload) -> int:
@@ -173,7 +188,7 @@ def vmemmap_cases(w: Workload) -> list[Case]:
     out = np.empty(w.nr_sections, dtype=np.int64)
     plane = w.planes["vmemmap"]
     out_bytes = 8 * w.nr_sections
-    cases = []
+    cases: list[Case] = []
     for strategy in ("per_page", "wordwise"):
         kernel = {"per_page": _scan.vmemmap_per_page, "wordwise": _scan.vmemmap_wordwise}[strategy]
         cases.append(Case("vmemmap", strategy, w.size, w.nr_pages, plane.nbytes + out_bytes,
@@ -193,7 +208,8 @@ def vmemmap_cases(w: Workload) -> list[Case]:
                                    nr_vmemmap_pages=w.nr_vmemmap_pages,
                                    sections_per_block=w.sections_per_block)
 
-    def check(_result, out=out, expect=expect):
+    def check(_result: object, out: npt.NDArray[np.int64] = out,
+              expect: npt.NDArray[np.int64] = expect) -> None:
         assert np.array_equal(out, expect), "vmemmap strategies disagree"
     for c in cases:
         c.check = check
@@ -207,9 +223,10 @@ def isolation_cases(w: Workload) -> list[Case]:
     vmemmap pages skipped (reads buddy, vmemmap)."""
     p = w.planes
     n = w.nr_pages
-    cases = []
+    cases: list[Case] = []
     for strategy in ("per_page", "wordwise"):
-        hu = _scan.has_unmovable_per_page if strategy == "per_page" else _scan.has_unmovable_wordwise
+        hu = (_scan.has_unmovable_per_page if strategy == "per_page"
+              else _scan.has_unmovable_wordwise)
         cases.append(Case("has_unmovable", strategy, w.size, n, 3 * p["vmemmap"].nbytes, hu,
                           (p["reserved"], p["vmemmap"], p["unmovable"], 0, n, False, True)))
         fnf = (_scan.first_not_free_per_page if strategy == "per_page"
@@ -217,7 +234,7 @@ def isolation_cases(w: Workload) -> list[Case]:
         cases.append(Case("test_pages_isolated", strategy, w.size, n, 2 * p["vmemmap"].nbytes,
                           fnf, (p["buddy"], p["vmemmap"], 0, n, True)))
 
-    def check(result):
+    def check(result: object) -> None:
         assert result == -1, f"clean range reported pfn {result}"
     for c in cases:
         c.check = check
@@ -227,7 +244,13 @@ def isolation_cases(w: Workload) -> list[Case]:
 FREE_START_PFN = (4 << 30) >> 12     # 4 GiB: aligned to the max order
 
 
-def fresh_state(nr_pages: int, cls=None):
+@overload
+def fresh_state(nr_pages: int, cls: type[_core.PageState] | None = None) -> _core.PageState: ...
+@overload
+def fresh_state(nr_pages: int, cls: type[RefPageState]) -> RefPageState: ...
+def fresh_state(nr_pages: int,
+                cls: type[_core.PageState] | type[RefPageState] | None = None
+                ) -> _core.PageState | RefPageState:
     """A page state whose range [FREE_START_PFN, + nr_pages) is MOVABLE pageblocks
     of one zone, nothing free yet."""
     cls = cls or _core.PageState
@@ -239,17 +262,18 @@ def fresh_state(nr_pages: int, cls=None):
 
 def free_cases(size: int) -> list[Case]:
     n = size >> 12
-    cases = []
+    cases: list[Case] = []
     for strategy in S.FREE_STRATEGIES:
         code = _core.FREE_STRATEGIES[strategy]
 
-        def setup(n=n, code=code):
+        def setup(n: int = n, code: int = code) -> tuple[Callable[[int, int, int], int],
+                                                          int, int, int]:
             return (fresh_state(n).free_range, FREE_START_PFN, FREE_START_PFN + n, code)
 
-        def run(free_range, s, e, code):
+        def run(free_range: Callable[[int, int, int], int], s: int, e: int, code: int) -> int:
             return free_range(s, e, code)
 
-        def check(result, n=n):
+        def check(result: object, n: int = n) -> None:
             assert result == n
         # writes the buddy plane, and a head bit per chunk (a line per chunk at most)
         cases.append(Case("free", strategy, size, n, n // 8 + min(n // 8, n // 1024 * 64),
@@ -259,17 +283,20 @@ def free_cases(size: int) -> list[Case]:
 
 # ---------------------------------------------------------------- references
 
-@functools.lru_cache(maxsize=None)
-def reference_time(path: str, strategy: str, size: int) -> tuple[float, int]:
-    """(seconds for the full size, pages the reference actually ran on)."""
+@functools.cache
+def reference_time(path: CasePath, strategy: str, size: int) -> tuple[float, int]:
+    """(seconds for the full size, pages the reference actually ran on); ``strategy``
+    matters (and must be one of FREE_STRATEGIES) only for the ``free`` path."""
     pages = size >> 12
     ref_pages = min(pages, REF_PAGES["free" if path == "free" else
                                      "vmemmap" if path == "vmemmap" else "isolation"])
     if path == "free":
-        def setup():
-            return (fresh_state(ref_pages, _refstate()), strategy)
+        free_strategy = S._choice(strategy, S.FREE_STRATEGIES, "free")
 
-        def run(p, strategy):
+        def setup() -> tuple[RefPageState, S.FreeStrategy]:
+            return (fresh_state(ref_pages, _refstate()), free_strategy)
+
+        def run(p: RefPageState, strategy: S.FreeStrategy) -> None:
             S.ref_free_range(p, FREE_START_PFN, FREE_START_PFN + ref_pages, strategy)
         t = median_time(run, setup=setup, repeat=3, budget=5.0)
     else:
@@ -289,14 +316,54 @@ def reference_time(path: str, strategy: str, size: int) -> tuple[float, int]:
     return t * pages / ref_pages, ref_pages
 
 
-def _refstate():
+def _refstate() -> type[RefPageState]:
     return RefPageState
 
 
 # ---------------------------------------------------------------- lifecycle
 
-def lifecycle(size, backend: str = "fast", progress: Callable[[int, int], None] | None = None,
-              mode: str = "per_block") -> dict:
+class LifecycleTimes(TypedDict):
+    """Blocks added, seconds per phase, and (``rss=True``) the RSS in bytes after
+    each phase, in this key order."""
+
+    blocks: int
+    rss_after_add: NotRequired[int]
+    rss_all_online: NotRequired[int]
+    rss_all_offline: NotRequired[int]
+    add: float
+    online: float
+    offline: float
+    remove: float
+    total: float
+
+
+class ChildLifecycle(LifecycleTimes):
+    """What the lifecycle child process prints (RSS in bytes)."""
+
+    rss_baseline: int
+    rss_booted: int
+    peak_rss: int
+    size: int
+    pages: int
+
+
+class LifecycleRss(ChildLifecycle):
+    """lifecycle_rss(): the child's figures and RSS bytes per simulated page."""
+
+    peak_rss_per_page: float
+    peak_rss_per_page_above_baseline: float
+    online_rss_per_page_above_booted: float
+
+
+class _RssSamples(TypedDict, total=False):
+    rss_after_add: int
+    rss_all_online: int
+    rss_all_offline: int
+
+
+def lifecycle(size: int | str, backend: Backend = "fast",
+              progress: Callable[[int, int], None] | None = None,
+              mode: LifecycleMode = "per_block") -> LifecycleTimes:
     """add, online every block online_movable, offline all, remove: seconds per
     phase (machine boot not timed)."""
     size = parse_size(size, "size") if isinstance(size, str) else size
@@ -311,20 +378,21 @@ def largest_add(max_memory: str | None = None) -> int:
     return m.max_phys - default_add_start(m)
 
 
-LIFECYCLE_MODES = ("batched", "per_block")
+LIFECYCLE_MODES: Final[tuple[LifecycleMode, ...]] = get_args(LifecycleMode)
 
 
-def _lifecycle_on(m, size: int, progress=None, rss: bool = False, mode: str = "batched") -> dict:
+def _lifecycle_on(m: Machine, size: int, progress: Callable[[int, int], None] | None = None,
+                  rss: bool = False, mode: LifecycleMode = "batched") -> LifecycleTimes:
     """The lifecycle on machine m.  ``batched`` onlines and offlines the whole
     range with Machine.online_blocks / offline_blocks (one pass over runs of
     blocks); ``per_block`` writes each memoryN/state in turn."""
-    out: dict = {"blocks": 0}
+    samples: _RssSamples = {}
     t0 = time.perf_counter()
     blocks = m.add(size=size)
     start = blocks[0] * m.block_size
     t1 = time.perf_counter()
     if rss:
-        out["rss_after_add"] = current_rss()
+        samples["rss_after_add"] = current_rss()
     nb = len(blocks)
     if mode == "batched":
         m.online_blocks(blocks, "online_movable")
@@ -335,7 +403,7 @@ def _lifecycle_on(m, size: int, progress=None, rss: bool = False, mode: str = "b
                 progress(i + 1, 2 * nb)
     t2 = time.perf_counter()
     if rss:
-        out["rss_all_online"] = current_rss()
+        samples["rss_all_online"] = current_rss()
     if mode == "batched":
         m.offline_blocks(blocks)
     else:
@@ -345,12 +413,11 @@ def _lifecycle_on(m, size: int, progress=None, rss: bool = False, mode: str = "b
                 progress(nb + i + 1, 2 * nb)
     t3 = time.perf_counter()
     if rss:
-        out["rss_all_offline"] = current_rss()
+        samples["rss_all_offline"] = current_rss()
     m.remove(start, size)
     t4 = time.perf_counter()
-    out.update(blocks=nb, add=t1 - t0, online=t2 - t1, offline=t3 - t2, remove=t4 - t3,
-               total=t4 - t0)
-    return out
+    return {"blocks": nb, **samples, "add": t1 - t0, "online": t2 - t1, "offline": t3 - t2,
+            "remove": t4 - t3, "total": t4 - t0}
 
 
 def current_rss() -> int:
@@ -358,20 +425,21 @@ def current_rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _child_main(size: int, max_memory: str | None, mode: str = "batched") -> None:
+def _child_main(size: int, max_memory: str | None, mode: LifecycleMode = "batched") -> None:
     # run in a fresh interpreter so that ru_maxrss is this lifecycle's own peak
     base = current_rss()
     m = Machine(ARCH, boot_memory=BOOT, memmap_on_memory="y", max_memory=max_memory)
     booted = current_rss()
     r = _lifecycle_on(m, size, rss=True, mode=mode)
-    r.update(rss_baseline=base, rss_booted=booted,
-             peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-             size=size, pages=size >> m.arch.page_shift)
-    print(json.dumps(r))
+    out: ChildLifecycle = {
+        **r, "rss_baseline": base, "rss_booted": booted,
+        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "size": size, "pages": size >> m.arch.page_shift}
+    print(json.dumps(out))
 
 
 def lifecycle_rss(size: int, max_memory: str | None = None, timeout: float = 3600,
-                  mode: str = "batched") -> dict:
+                  mode: LifecycleMode = "batched") -> LifecycleRss:
     """The lifecycle in a child process: phase times, RSS after each phase and the
     peak RSS, per simulated page (``peak_rss_per_page``, and ``*_above_baseline``
     with the interpreter + numpy RSS taken off)."""
@@ -379,15 +447,14 @@ def lifecycle_rss(size: int, max_memory: str | None = None, timeout: float = 360
             f"_child_main({size}, {max_memory!r}, {mode!r})")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=timeout, check=True)
-    r = json.loads(res.stdout.strip().splitlines()[-1])
+    r: ChildLifecycle = json.loads(res.stdout.strip().splitlines()[-1])
     pages = r["pages"]
-    r["peak_rss_per_page"] = r["peak_rss"] / pages
-    r["peak_rss_per_page_above_baseline"] = (r["peak_rss"] - r["rss_baseline"]) / pages
-    r["online_rss_per_page_above_booted"] = (r["rss_all_online"] - r["rss_booted"]) / pages
-    return r
+    return {**r, "peak_rss_per_page": r["peak_rss"] / pages,
+            "peak_rss_per_page_above_baseline": (r["peak_rss"] - r["rss_baseline"]) / pages,
+            "online_rss_per_page_above_booted": (r["rss_all_online"] - r["rss_booted"]) / pages}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def lifecycle_reference_per_block(ref_size: str = REF_LIFECYCLE_SIZE) -> tuple[float, int]:
     """(seconds per block of the reference backend, blocks it ran on)."""
     r = lifecycle(ref_size, backend="reference")
@@ -437,8 +504,9 @@ def cases_for(path: str, size: int) -> list[Case]:
     raise ValueError(path)
 
 
-def lifecycle_row(size: int, repeat: int, progress=None, mode: str = "batched") -> Row:
-    times = []
+def lifecycle_row(size: int, repeat: int, progress: Callable[[int, int], None] | None = None,
+                  mode: LifecycleMode = "batched") -> Row:
+    times: list[float] = []
     for _ in range(max(1, repeat)):
         times.append(lifecycle(size, progress=progress, mode=mode)["total"])
         if sum(times) > 10:

@@ -23,8 +23,11 @@ P_RESERVED: Final = 1     # PG_reserved
 P_BUDDY: Final = 2        # page of a free buddy block (head or tail)
 P_HEAD: Final = 3         # first page of a free buddy block (PageBuddy)
 P_UNMOVABLE: Final = 4    # allocated, unmovable (kernel allocation)
+P_OFFLINE: Final = 5      # PageOffline: present, owned by a driver, not in the buddy
+P_DIRTY: Final = 6        # PG_dirty on a PageOffline page: never onlined (virtio-mem)
 PLANES: Final = {"vmemmap": P_VMEMMAP, "reserved": P_RESERVED, "buddy": P_BUDDY,
-                 "head": P_HEAD, "unmovable": P_UNMOVABLE}
+                 "head": P_HEAD, "unmovable": P_UNMOVABLE, "offline": P_OFFLINE,
+                 "dirty": P_DIRTY}
 
 # ---- enum migratetype; the pageblock byte keeps the isolate bit apart
 MIGRATE_UNMOVABLE: Final = 0

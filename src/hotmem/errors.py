@@ -23,7 +23,7 @@ class HotplugError(Exception):
     @property
     def errno_value(self) -> int:
         """The numeric errno, as a syscall would return it negated."""
-        return getattr(_errno, self.errno)
+        return int(getattr(_errno, self.errno))
 
 
 class ConfigError(ValueError):

@@ -444,7 +444,6 @@ def cmp_zoneinfo(cap: Capture, step: str, m: Machine, skip: Skip | None):
                 continue
             if fld == "nr_free_pages_blocks" and zs is not None and kv is not None:
                 # free pages in blocks of pageblock order or more, not isolated
-                from .machine import MIGRATE_ISOLATE
                 _, per_type = _zone_free_blocks(m, key[1], zs)
                 pbo = m.arch.pageblock_order
                 sizes = 1 << np.arange(m.arch.max_page_order + 1, dtype=np.int64)

@@ -113,7 +113,9 @@ def _many(m: MachineState, blocks: Iterable[object], stop_on_error: bool,
         while b < first + count:
             n = 0
             if m.design.batchable:
-                while b + n < first + count and batchable(b, b + n):
+                # a driver's online-page callback or notifiers see every block
+                while (b + n < first + count and m.device_of_block(b + n) is None
+                       and batchable(b, b + n)):
                     n += 1
             if n > 1 and do_batch(b, n):
                 out.extend((x, None) for x in range(b, b + n))

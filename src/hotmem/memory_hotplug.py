@@ -15,7 +15,8 @@ import numpy as np
 from .arch import Arch
 from .constants import (FREE_STRATEGIES, GiB, MEM_OFFLINE, MEM_ONLINE, MHP_MEMMAP_ON_MEMORY,
                         MIGRATE_MOVABLE, MMOP_OFFLINE, MMOP_ONLINE_KERNEL, MMOP_ONLINE_MOVABLE,
-                        ONLINE_TYPES, P_BUDDY, P_UNMOVABLE, P_VMEMMAP, ZONE_MOVABLE, ZONE_NORMAL, IntArray)
+                        ONLINE_TYPES, P_BUDDY, P_DIRTY, P_OFFLINE, P_UNMOVABLE, P_VMEMMAP,
+                        ZONE_MOVABLE, ZONE_NORMAL, IntArray)
 from .errors import ConfigError, HotplugError
 from .kernel import Kernel
 from .mmzone import Zone
@@ -113,8 +114,11 @@ def default_zone_for_pfn(m: MachineState, nid: int, start_pfn: int, nr_pages: in
     return movable_zone if m.movable_node else kernel_zone
 
 
-def auto_movable_can_online_movable(m: MachineState, nid: int | None, nr_pages: int) -> bool:
-    """Would nr_pages more in ZONE_MOVABLE keep MOVABLE:KERNEL_EARLY within the ratio?"""
+def auto_movable_can_online_movable(m: MachineState, nid: int | None,
+                                    group: MemoryGroup | None, nr_pages: int) -> bool:
+    """Would nr_pages more in ZONE_MOVABLE keep MOVABLE:KERNEL_EARLY within the
+    ratio?  Kernel memory inside a dynamic memory group buys movable memory in
+    that group only: the other dynamic groups' share is taken out first."""
     kernel_early = movable = 0
     for z in m.zones:
         if nid is not None and z.nid != nid:
@@ -126,25 +130,55 @@ def auto_movable_can_online_movable(m: MachineState, nid: int | None, nr_pages: 
         else:
             kernel_early += z.present_early_pages - z.cma_pages
             movable += z.cma_pages
+    # walk_dynamic_memory_groups(nid, auto_movable_stats_account_group, group)
+    req = grp_movable = 0
+    for g in m.groups.values():
+        if not g.is_dynamic or g is group or (nid is not None and g.nid != nid):
+            continue
+        pages = g.present_movable_pages * 100 // m.auto_movable_ratio - g.present_kernel_pages
+        if pages > 0:
+            req += pages
+        grp_movable += g.present_movable_pages
+    if kernel_early <= req:
+        return False
+    kernel_early -= req
+    movable -= grp_movable
+    if group is not None and group.is_dynamic:
+        kernel_early += group.present_kernel_pages
     movable += nr_pages
     return movable <= (m.auto_movable_ratio * kernel_early) // 100
 
 
 def auto_movable_zone_for_pfn(m: MachineState, nid: int, group: MemoryGroup | None,
                               start_pfn: int, nr_pages: int) -> Zone:
-    """online_policy=auto-movable; hot-added DIMMs are static memory groups."""
+    """online_policy=auto-movable (auto_movable_zone_for_pfn, 5.15+): static
+    groups online all their memory movable or none; dynamic groups by unit."""
     if m.auto_movable_ratio:
-        if group is not None:
+        online = 0
+        if group is not None and not group.is_dynamic:
             max_pages = group.max_pages
-            online_pages = group.present_movable_pages
+            online = group.present_movable_pages
             if group.present_kernel_pages:
                 return default_kernel_zone_for_pfn(m, nid, start_pfn, nr_pages)
+        elif group is None or group.unit_pages == nr_pages:
+            max_pages = nr_pages
         else:
-            max_pages, online_pages = nr_pages, 0
-        want = max_pages - online_pages
-        if (auto_movable_can_online_movable(m, None, want)
+            # a unit bigger than a block: count what of the aligned unit is
+            # online, section by section; any kernel section decides
+            max_pages = group.unit_pages
+            pps = m.arch.pages_per_section
+            ustart = start_pfn // group.unit_pages * group.unit_pages
+            for pfn in range(ustart, ustart + group.unit_pages, pps):
+                if not m.section_online(pfn):
+                    continue
+                zid = m.pages.pageblock(pfn)[2]
+                if zid < 0 or m.zones[zid].ztype != ZONE_MOVABLE:
+                    return default_kernel_zone_for_pfn(m, nid, start_pfn, nr_pages)
+                online += pps
+        want = max_pages - online
+        if (auto_movable_can_online_movable(m, None, group, want)
                 and (not m.auto_movable_numa_aware
-                     or auto_movable_can_online_movable(m, nid, want))):
+                     or auto_movable_can_online_movable(m, nid, group, want))):
             return m.zone(nid, ZONE_MOVABLE)
     return default_kernel_zone_for_pfn(m, nid, start_pfn, nr_pages)
 
@@ -237,13 +271,17 @@ def check_add_range(m: MachineState, start: int, size: int) -> tuple[int, int]:
 
 
 def add_memory(m: MachineState, start: int | str | None, size: int | str, nid: int = 0,
-               mhp_flags: int = 0, driver: str = "acpi") -> list[int]:
+               mhp_flags: int = 0, driver: str = "acpi",
+               group: MemoryGroup | None = None) -> list[int]:
     """add_memory() of one device with the MHP_* flags its driver passes;
     returns the ids of the new memory blocks (offline unless auto-onlined).
 
     With MHP_MEMMAP_ON_MEMORY the memmap goes on the memory where the design
     and era support it; where they do not, the design says whether the add
-    fails with EINVAL (before 6.6) or falls back to a memmap from online memory."""
+    fails with EINVAL (before 6.6) or falls back to a memmap from online memory.
+    Without ``group`` the device gets a static memory group of its own (as
+    the ACPI driver registers one per DIMM); with MHP_NID_IS_MGID a driver
+    passes its group (add_memory_driver_managed)."""
     size = parse_size(size, "size")
     start = default_add_start(m) if start is None else parse_addr(start, "start")
     if isinstance(nid, bool) or not isinstance(nid, int) or not 0 <= nid < m.nr_nodes:
@@ -256,8 +294,9 @@ def add_memory(m: MachineState, start: int | str | None, size: int | str, nid: i
         raise HotplugError("EINVAL", f"MHP_MEMMAP_ON_MEMORY requested for [mem {start:#x}-"
                            f"{start + size - 1:#x}] but not supported: {why}")
     use = asked and supported
-    group = MemoryGroup(m.next_gid, nid, spfn, epfn - spfn, epfn - spfn,
-                        memmap_on_memory=use, driver=driver)
+    if group is None:
+        group = MemoryGroup(m.next_gid, nid, spfn, 0, epfn - spfn,
+                            memmap_on_memory=use, driver=driver)
     # the design checks what can still fail, then places the memmap and
     # registers the range (register_added_range)
     m.design.add_memory(m, spfn, epfn, nid, use, group)
@@ -275,12 +314,15 @@ def check_memmap_room(m: MachineState, spfn: int, epfn: int, nid: int) -> None:
                            f"{m.addr(epfn) - 1:#x}] failed: {why_not}")
 
 
-def register_added_range(m: MachineState, group: MemoryGroup) -> None:
+def register_added_range(m: MachineState, group: MemoryGroup, spfn: int, epfn: int) -> None:
     """Sections present, memory blocks offline (create_memory_block_devices),
-    the device's memory group registered."""
-    spfn, epfn, nid = group.start_pfn, group.end_pfn, group.nid
+    linked to the device's memory group, registered with its first range."""
+    nid = group.nid
     m.next_gid = max(m.next_gid, group.gid + 1)
     m.groups[group.gid] = group
+    if not group.nr_pages:
+        group.start_pfn = spfn
+    group.nr_pages += epfn - spfn
     sparse_add_sections(m, spfn, epfn, nid)
     blocks = slice(spfn // m.pages_per_block, epfn // m.pages_per_block)
     m.blk_state[blocks] = MEM_OFFLINE
@@ -338,7 +380,11 @@ def online_block(m: MachineState, blk: int, online_type: str = "online") -> Zone
     mmop = check_online_type(online_type, blk)
     if m.blk_state[blk] != MEM_OFFLINE:
         raise HotplugError("EINVAL", f"memory{blk} is already online", block=blk)
-    return m.design.online_block(m, blk, mmop)
+    zone = m.design.online_block(m, blk, mmop)
+    dev = m.device_of_block(blk)
+    if dev is not None:
+        dev.block_online(m, blk)   # the driver's MEM_ONLINE notifier
+    return zone
 
 
 def online_pages(m: MachineState, zone: Zone, blk: int, start: int, end: int,
@@ -349,7 +395,24 @@ def online_pages(m: MachineState, zone: Zone, blk: int, start: int, end: int,
     p = m.pages
     move_pfn_range_to_zone(m, zone, start, nr, MIGRATE_MOVABLE)
     start_isolate_page_range(m, zone, start, end)
-    freed = p.free_range(start, end, FREE_STRATEGIES[strategy or m.kernel.online_free_strategy])
+    how = FREE_STRATEGIES[strategy or m.kernel.online_free_strategy]
+    dev = m.device_of_block(blk)
+    split = dev.online_split(m, blk, start, end) if dev is not None else None
+    if split is None:
+        freed = p.free_range(start, end, how)
+    else:
+        # the driver's online_page_callback: what it does not hand to the
+        # buddy stays PageOffline (present, not managed)
+        ranges, dirty = split
+        freed = 0
+        for s, e in ranges:
+            freed += p.free_range(s, e, how)
+        p.set(P_OFFLINE, start, end)
+        if dirty:
+            p.set(P_DIRTY, start, end)
+        for s, e in ranges:
+            p.clear(P_OFFLINE, s, e)
+            p.clear(P_DIRTY, s, e)
     zone.managed_pages += freed
     online_mem_sections(m, start, end)
     adjust_present_page_count(m, zone, blk, nr)
@@ -370,6 +433,9 @@ def offline_block(m: MachineState, blk: int) -> None:
     """memory_block_offline() through a write of ``offline`` to memoryN/state."""
     blk = check_block(m, blk)
     m.design.offline_block(m, blk)
+    dev = m.device_of_block(blk)
+    if dev is not None:
+        dev.block_offline(m, blk)  # the driver's MEM_OFFLINE notifier
 
 
 def offline_precheck(m: MachineState, blk: int, start: int, end: int,
@@ -398,6 +464,14 @@ def offline_precheck(m: MachineState, blk: int, start: int, end: int,
         return HotplugError("EBUSY", f"memory offlining {rng} failed due to failure to "
                             f"isolate range: unmovable page at pfn {bad:#x} of memory{blk}",
                             pfn=bad, block=blk)
+    off = p.find_set(P_OFFLINE, start, end)
+    dev = m.device_of_block(blk)
+    if off >= 0 and (dev is None or not dev.drops_offline_refs):
+        # scan_movable_pages(): a PageOffline page whose driver keeps its
+        # reference cannot be migrated or skipped
+        return HotplugError("EBUSY", f"memory offlining {rng} failed due to unmovable page: "
+                            f"PageOffline page at pfn {off:#x} of memory{blk} is held by its "
+                            "driver", pfn=off, block=blk)
     stuck = p.find_set(P_UNMOVABLE, start, end)
     if stuck >= 0:
         # only in ZONE_MOVABLE: isolation passes, migration never moves it
@@ -440,7 +514,9 @@ def offline_pages(m: MachineState, zone: Zone, blk: int, start: int, end: int, *
         # do_migrate_range(): new pages elsewhere, the old ones are freed
         migration_targets(m, len(movable), int(m.blk_nid[blk]))
         p.free_pages(movable)
-    left = test_pages_isolated(m, start, end, skip_vmemmap)
+    # PageOffline pages whose driver dropped the reference in
+    # MEM_GOING_OFFLINE are skipped (and were never managed)
+    left = test_pages_isolated(m, start, end, skip_vmemmap, skip_offline=True)
     assert left < 0, f"test_pages_isolated: pfn {left:#x} still in use"
     # __offline_isolated_pages(): sections go offline, the free pages leave the
     # buddy; managed drops by nr (6.1), or by nr less PageOffline pages (6.12),
@@ -507,9 +583,43 @@ def unregister_removed_range(m: MachineState, spfn: int, epfn: int, blocks: IntA
         g.nr_pages -= int(np.count_nonzero(m.blk_group[blocks] == gid)) * m.pages_per_block
         if notes:
             g.notes.extend(notes.get(gid, []))
-        if g.nr_pages <= 0:
+        if g.nr_pages <= 0 and g.device is None:
+            # a driver's group lives as long as its device (memory_group_unregister)
             del m.groups[gid]
     m.blk_group[blocks] = -1
     m.pages.release(spfn, epfn)
     init_per_zone_wmark_min(m)
 
+
+
+def offline_and_remove_memory(m: MachineState, start: int, size: int) -> None:
+    """offline_and_remove_memory() (5.8+, virtio-mem's unplug): offline every
+    block of the range in ascending order, then remove it; on the first
+    failure re-online what this call offlined, each block into the kind of
+    zone it was in (online_movable or online_kernel), and fail with that
+    block's errno."""
+    bs = m.block_size
+    if size <= 0 or start % bs or size % bs or start + size > m.max_phys:
+        raise HotplugError("EINVAL", f"offline_and_remove_memory of [mem {start:#x}-"
+                           f"{start + size - 1:#x}] is not memory block aligned")
+    first, n = start // bs, size // bs
+    undo: list[tuple[int, str]] = []
+    try:
+        for blk in range(first, first + n):
+            check_block(m, blk)
+            if m.blk_state[blk] != MEM_ONLINE:
+                continue
+            zid = int(m.blk_zone[blk])
+            movable = zid >= 0 and m.zones[zid].ztype == ZONE_MOVABLE
+            offline_block(m, blk)
+            undo.append((blk, "online_movable" if movable else "online_kernel"))
+        remove_memory(m, start, size)
+    except HotplugError:
+        for blk, online_type in undo:
+            try:
+                online_block(m, blk, online_type)
+            except HotplugError as err:   # the kernel only warns, and so do we
+                g = m.group_of_block(blk)
+                if g is not None:
+                    g.notes.append(f"re-online of memory{blk} failed: {err}")
+        raise

@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from .constants import (ALLOC_KINDS, LOWMEM_RESERVE_RATIO, MAX_NR_ZONES, MIGRATE_ISOLATE,
                         MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, P_BUDDY,
-                        P_UNMOVABLE, PB_ISOLATE, PB_MIGRATETYPE_MASK, PLACEMENTS, ZONE_DEVICE,
+                        P_OFFLINE, P_RESERVED, P_UNMOVABLE, P_VMEMMAP, PB_ISOLATE, PB_MIGRATETYPE_MASK, PLACEMENTS, ZONE_DEVICE,
                         ZONE_DMA, ZONE_DMA32, ZONE_MOVABLE, ZONE_NORMAL, IntArray,
                         pages_in_free_area)
 from .errors import ConfigError, HotplugError
@@ -461,3 +461,45 @@ def alloc_memmap(m: MachineState, nr_chunks: int, chunk: int, nid: int) -> np.nd
         _set_runs(m, P_UNMOVABLE, pfns)
         _claim_pageblocks(m, pfns)
     return pfns
+
+
+# ---------------------------------------------------------------- contiguous ranges
+
+def alloc_contig_range(m: MachineState, start: int, end: int) -> HotplugError | None:
+    """alloc_contig_range() of [start, end) (the pages of one zone, pageblock
+    aligned): migrate what is movable out of the range, then take every page.
+    EBUSY (nothing changed) when a page cannot move: reserved, an unmovable
+    allocation, PageOffline, or a memmap page; ENOMEM when the movable pages
+    find no room elsewhere.  On success every page of the range is allocated."""
+    p = m.pages
+    zid = p.pageblock(start)[2]
+    if zid < 0 or p.pageblock(end - 1)[2] != zid:
+        return HotplugError("EBUSY", f"alloc_contig_range [{start:#x}, {end:#x}) is not in "
+                            "one zone", pfn=start)
+    for plane, what in ((P_RESERVED, "reserved"), (P_UNMOVABLE, "unmovable"),
+                        (P_OFFLINE, "PageOffline"), (P_VMEMMAP, "memmap")):
+        pfn = p.find_set(plane, start, end)
+        if pfn >= 0:
+            return HotplugError("EBUSY", f"alloc_contig_range: {what} page at pfn {pfn:#x} "
+                                "cannot be migrated", pfn=pfn)
+    movable = p.allocated_pfns(start, end, False)
+    if len(movable):
+        zone = m.zones[zid]
+        room = migration_room(m, zone.nid, zone, p.count(P_BUDDY, start, end))
+        if room < len(movable):
+            return HotplugError("ENOMEM", f"alloc_contig_range: {len(movable)} pages to migrate, "
+                                f"room for {room}", pfn=int(movable[0]))
+        # isolate first, so that the migration targets come from elsewhere
+        isolated = p.isolate(start, end)
+        zone.nr_isolate_pageblock += isolated
+        migration_targets(m, len(movable), zone.nid)
+        p.free_pages(movable)
+        zone.nr_isolate_pageblock -= p.unisolate(start, end)
+    p.take_range(start, end)
+    return None
+
+
+def free_contig_range(m: MachineState, start: int, end: int) -> int:
+    """Hand allocated (or never onlined) pages [start, end) back to the buddy;
+    returns the pages freed."""
+    return m.pages.free_range(start, end)

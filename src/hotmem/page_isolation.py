@@ -31,8 +31,9 @@ def undo_isolate_page_range(m: MachineState, zone: Zone, start: int, end: int) -
     return n
 
 
-def test_pages_isolated(m: MachineState, start: int, end: int,
-                        skip_vmemmap: bool = False) -> int:
+def test_pages_isolated(m: MachineState, start: int, end: int, skip_vmemmap: bool = False,
+                        skip_offline: bool = False) -> int:
     """The first pfn of [start, end) that is neither free nor (when skipped) a
-    vmemmap page, or -1 when the whole range is isolated and free."""
-    return m.pages.first_not_free(start, end, skip_vmemmap)
+    vmemmap page or a PageOffline page, or -1 when the whole range is isolated
+    and free."""
+    return m.pages.first_not_free(start, end, skip_vmemmap, skip_offline)

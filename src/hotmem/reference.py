@@ -9,8 +9,20 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from .constants import (FREE_STRATEGIES, MIGRATE_HIGHATOMIC, MIGRATE_TYPES, P_BUDDY, P_HEAD,
-                        P_RESERVED, P_UNMOVABLE, P_VMEMMAP, PB_ISOLATE)
+from .constants import (
+    FREE_STRATEGIES,
+    MIGRATE_HIGHATOMIC,
+    MIGRATE_TYPES,
+    P_BUDDY,
+    P_DIRTY,
+    P_HEAD,
+    P_OFFLINE,
+    P_RESERVED,
+    P_UNMOVABLE,
+    P_VMEMMAP,
+    PB_ISOLATE,
+    PLANES,
+)
 from .constants import MIGRATE_ISOLATE as ISOLATE
 
 N_MIGRATE_TYPES = MIGRATE_TYPES
@@ -35,13 +47,15 @@ class RefPageState:
         self.pageblock_order = pageblock_order
         self.max_order = max_order
         self.n_zids = n_zids
-        self.flags: dict[int, set[int]] = {P_VMEMMAP: set(), P_RESERVED: set(),
-                                           P_UNMOVABLE: set()}
+        # the planes other than the buddy's, which heads and buddy hold
+        self.flags: dict[int, set[int]] = {
+            p: set() for p in (P_VMEMMAP, P_RESERVED, P_UNMOVABLE, P_OFFLINE, P_DIRTY)}
         self.heads: dict[int, int] = {}
         self.buddy: set[int] = set()
         self.pb_mt: dict[int, int] = {}
         self.pb_zone: dict[int, int] = {}
-        self.nr_free: npt.NDArray[np.int64] = np.zeros((n_zids, N_MIGRATE_TYPES, max_order + 1), dtype=np.int64)
+        self.nr_free: npt.NDArray[np.int64] = np.zeros(
+            (n_zids, N_MIGRATE_TYPES, max_order + 1), dtype=np.int64)
 
     # ---- helpers
 
@@ -107,7 +121,7 @@ class RefPageState:
 
     def release(self, s: int, e: int, planes: list[int] | None = None) -> None:
         self._check(s, e)
-        for plane in (range(5) if planes is None else planes):
+        for plane in (PLANES.values() if planes is None else planes):
             if plane == P_BUDDY:
                 self.buddy.difference_update(range(s, e))
             elif plane == P_HEAD:
@@ -358,9 +372,12 @@ class RefPageState:
                 return pfn
         return -1
 
-    def first_not_free(self, s: int, e: int, skip_vmemmap: bool) -> int:
+    def first_not_free(self, s: int, e: int, skip_vmemmap: bool,
+                       skip_offline: bool = False) -> int:
         for pfn in range(s, e):
             if pfn in self.buddy or (skip_vmemmap and pfn in self.flags[P_VMEMMAP]):
+                continue
+            if skip_offline and pfn in self.flags[P_OFFLINE]:
                 continue
             return pfn
         return -1
@@ -375,7 +392,8 @@ class RefPageState:
         if unmovable:
             out = [p for p in range(s, e) if p in self.flags[P_UNMOVABLE]]
         else:
-            taken = self.flags[P_VMEMMAP] | self.flags[P_RESERVED] | self.flags[P_UNMOVABLE]
+            taken = (self.flags[P_VMEMMAP] | self.flags[P_RESERVED] | self.flags[P_UNMOVABLE]
+                     | self.flags[P_OFFLINE])
             out = [p for p in range(s, e) if p not in self.buddy and p not in taken]
         return np.array(out, dtype=np.int64)
 

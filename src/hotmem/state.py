@@ -43,6 +43,23 @@ class Hazard(TypedDict):
     risk: str
 
 
+class DeviceHooks(Protocol):
+    """What the operations ask of a hot-add driver's device (hotmem.drivers)."""
+
+    name: str
+    drops_offline_refs: bool
+
+    def online_split(self, m: MachineState, blk: int, start: int,
+                     end: int) -> tuple[list[tuple[int, int]], bool] | None:
+        """The online-page callback over [start, end): the pfn ranges handed
+        to the buddy (the rest stays PageOffline) and whether the kept pages
+        get PG_dirty; None for generic_online_page() on everything."""
+        ...
+
+    def block_online(self, m: MachineState, blk: int) -> None: ...
+    def block_offline(self, m: MachineState, blk: int) -> None: ...
+
+
 class DesignHooks(Protocol):
     """What the operations ask of a design (implemented in hotmem.designs)."""
 
@@ -70,8 +87,10 @@ class DesignHooks(Protocol):
 @dataclass
 class MemoryGroup:
     """struct memory_group: the blocks one device added (static, as an ACPI DIMM
-    or a dax device; dynamic with a unit, as virtio-mem).  ``design_state`` is
-    the design's own per-device record, ``driver`` who added it."""
+    or a dax device, with max_pages; dynamic with unit_pages, as virtio-mem).
+    ``nr_pages`` counts the pages of its present blocks; ``design_state`` is the
+    design's own per-device record, ``driver`` who added it and ``device`` the
+    driver's device object (its hooks), when there is one."""
 
     gid: int
     nid: int
@@ -80,10 +99,16 @@ class MemoryGroup:
     max_pages: int
     memmap_on_memory: bool
     driver: str = "acpi"
+    unit_pages: int = 0
     present_kernel_pages: int = 0
     present_movable_pages: int = 0
     design_state: Any = None
+    device: DeviceHooks | None = None
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def is_dynamic(self) -> bool:
+        return self.unit_pages > 0
 
     @property
     def end_pfn(self) -> int:
@@ -214,6 +239,7 @@ class MachineState:
         # memmap pages taken from the buddy for blocks added without an altmap
         self.memmap_from_buddy: dict[int, npt.NDArray[np.int64]] = {}
         self.groups: dict[int, MemoryGroup] = {}
+        self.devices: dict[str, DeviceHooks] = {}
         self.next_gid = 0
         self.min_free_kbytes = 0
         self.boot_reserved: list[tuple[int, int, str]] = []
@@ -282,6 +308,10 @@ class MachineState:
     def group_of_block(self, blk: int) -> MemoryGroup | None:
         gid = int(self.blk_group[blk])
         return self.groups.get(gid) if gid >= 0 else None
+
+    def device_of_block(self, blk: int) -> DeviceHooks | None:
+        g = self.group_of_block(blk)
+        return g.device if g is not None else None
 
     def find_zone_pfn(self, zid: int, s: int, e: int, reverse: bool) -> int:
         """find_smallest/biggest_section_pfn(): the lowest (or highest) pfn of

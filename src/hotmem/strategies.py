@@ -37,19 +37,32 @@ benchmarks time the array kernels on prepared arrays.
 """
 from __future__ import annotations
 
+from typing import Final, Literal, TypeVar, get_args
+
 import numpy as np
+import numpy.typing as npt
 
 from . import _core, _scan
 from .backend import PageBackend
 from .constants import FREE_STRATEGIES as _FREE_STRATEGIES
-from .constants import MEM_ONLINE, P_BUDDY, P_RESERVED, P_UNMOVABLE, P_VMEMMAP
+from .constants import MEM_ONLINE, P_BUDDY, P_RESERVED, P_UNMOVABLE, P_VMEMMAP, FreeStrategy
+from .reference import RefPageState
 from .state import MachineState
 
-VMEMMAP_STRATEGIES = ("per_page", "wordwise", "prefix", "section_summary", "block_metadata")
-ISOLATION_STRATEGIES = ("per_page", "wordwise", "core")
-FREE_STRATEGIES = tuple(_FREE_STRATEGIES)   # ctz, get_order, get_order_aligned, page
+VmemmapStrategy = Literal["per_page", "wordwise", "prefix", "section_summary",
+                          "block_metadata"]
+# the strategies that run on plane copies; "core" asks the page state itself
+ScanStrategy = Literal["per_page", "wordwise"]
+IsolationStrategy = Literal[ScanStrategy, "core"]
+
+VMEMMAP_STRATEGIES: Final[tuple[VmemmapStrategy, ...]] = get_args(VmemmapStrategy)
+ISOLATION_STRATEGIES: Final[tuple[IsolationStrategy, ...]] = (*get_args(ScanStrategy), "core")
+# ctz, get_order, get_order_aligned, page: the keys of constants.FREE_STRATEGIES
+FREE_STRATEGIES: Final[tuple[FreeStrategy, ...]] = get_args(FreeStrategy)
+_S = TypeVar("_S", bound=str)
 
 __all__ = [
+    "VmemmapStrategy", "ScanStrategy", "IsolationStrategy", "FreeStrategy",
     "VMEMMAP_STRATEGIES", "ISOLATION_STRATEGIES", "FREE_STRATEGIES",
     "vmemmap_per_section", "SectionSummary", "nr_vmemmap_per_block",
     "vmemmap_per_section_machine", "check_vmemmap_layout",
@@ -59,10 +72,11 @@ __all__ = [
 ]
 
 
-def _choice(strategy: str, allowed: tuple[str, ...], what: str) -> str:
+def _choice(strategy: str, allowed: tuple[_S, ...], what: str) -> _S:
+    """``strategy`` as the member of ``allowed`` it names (typed as that member)."""
     if strategy not in allowed:
         raise ValueError(f"{what} strategy {strategy!r} is not one of {', '.join(allowed)}")
-    return strategy
+    return allowed[allowed.index(strategy)]
 
 
 # ---------------------------------------------------------------- vmemmap per section
@@ -78,20 +92,20 @@ class SectionSummary:
     [0, 64, 36, 0]
     """
 
-    def __init__(self, nr_sections: int, pages_per_section: int):
+    def __init__(self, nr_sections: int, pages_per_section: int) -> None:
         self.pages_per_section = pages_per_section
-        self.counts = np.zeros(nr_sections, dtype=np.int32)
+        self.counts: npt.NDArray[np.int32] = np.zeros(nr_sections, dtype=np.int32)
 
     @classmethod
-    def from_words(cls, vmemmap: np.ndarray, nr_sections: int,
-                   pages_per_section: int) -> "SectionSummary":
+    def from_words(cls, vmemmap: npt.NDArray[np.uint64], nr_sections: int,
+                   pages_per_section: int) -> SectionSummary:
         """Recount from a vmemmap plane copy that starts at section 0."""
         s = cls(nr_sections, pages_per_section)
         _scan.section_counts(vmemmap, nr_sections, pages_per_section, s.counts)
         return s
 
     @classmethod
-    def from_machine(cls, m: MachineState) -> "SectionSummary":
+    def from_machine(cls, m: MachineState) -> SectionSummary:
         """Recount every present section of a machine from its vmemmap plane."""
         pps = m.arch.pages_per_section
         s = cls(m.nr_sections, pps)
@@ -120,17 +134,19 @@ class SectionSummary:
             left -= take
 
 
-def nr_vmemmap_per_block(m: MachineState) -> np.ndarray:
+def nr_vmemmap_per_block(m: MachineState) -> npt.NDArray[np.int64]:
     """memory_block->nr_vmemmap_pages of every block whose vmemmap pages are
     marked (online blocks with an altmap), 0 elsewhere: the per-block metadata."""
     return np.where(m.blk_altmap & (m.blk_state == MEM_ONLINE), m.alt_free, 0).astype(np.int64)
 
 
-def vmemmap_per_section(strategy: str, *, nr_sections: int, pages_per_section: int,
-                        vmemmap: np.ndarray | None = None, first_section: int = 0,
-                        summary: np.ndarray | None = None,
-                        nr_vmemmap_pages: np.ndarray | None = None,
-                        sections_per_block: int = 1, out: np.ndarray | None = None) -> np.ndarray:
+def vmemmap_per_section(strategy: VmemmapStrategy, *, nr_sections: int,
+                        pages_per_section: int,
+                        vmemmap: npt.NDArray[np.uint64] | None = None, first_section: int = 0,
+                        summary: npt.NDArray[np.int32] | None = None,
+                        nr_vmemmap_pages: npt.NDArray[np.int64] | None = None,
+                        sections_per_block: int = 1,
+                        out: npt.NDArray[np.int64] | None = None) -> npt.NDArray[np.int64]:
     """Vmemmap pages at the start of each of ``nr_sections`` sections.
 
     ``vmemmap`` is the plane copy starting at the first of those sections
@@ -164,8 +180,9 @@ def vmemmap_per_section(strategy: str, *, nr_sections: int, pages_per_section: i
 
 
 def vmemmap_per_section_machine(m: MachineState, start_pfn: int, nr_sections: int,
-                                strategy: str = "block_metadata",
-                                summary: SectionSummary | None = None) -> np.ndarray:
+                                strategy: VmemmapStrategy = "block_metadata",
+                                summary: SectionSummary | None = None
+                                ) -> npt.NDArray[np.int64]:
     """vmemmap_per_section() on a machine's live state (either backend).  The
     plane strategies copy the plane first; section_summary recounts when no
     summary is given."""
@@ -208,8 +225,9 @@ def check_vmemmap_layout(m: MachineState) -> None:
 
 # ---------------------------------------------------------------- isolation checks
 
-def has_unmovable(strategy: str, reserved: np.ndarray, vmemmap: np.ndarray,
-                  unmovable: np.ndarray, s: int, e: int, movable_zone: bool,
+def has_unmovable(strategy: ScanStrategy, reserved: npt.NDArray[np.uint64],
+                  vmemmap: npt.NDArray[np.uint64], unmovable: npt.NDArray[np.uint64],
+                  s: int, e: int, movable_zone: bool,
                   skip_vmemmap: bool) -> int:
     """has_unmovable_pages() on plane copies (pfns relative to word 0): first pfn
     of [s, e) that is reserved (and not a skipped vmemmap page) or, outside
@@ -220,7 +238,8 @@ def has_unmovable(strategy: str, reserved: np.ndarray, vmemmap: np.ndarray,
     return kernel(reserved, vmemmap, unmovable, s, e, movable_zone, skip_vmemmap)
 
 
-def first_not_free(strategy: str, buddy: np.ndarray, vmemmap: np.ndarray, s: int, e: int,
+def first_not_free(strategy: ScanStrategy, buddy: npt.NDArray[np.uint64],
+                   vmemmap: npt.NDArray[np.uint64], s: int, e: int,
                    skip_vmemmap: bool) -> int:
     """test_pages_isolated() on plane copies: first pfn of [s, e) that is neither
     free nor a skipped vmemmap page; -1 if none.  Strategies: per_page, wordwise."""
@@ -231,14 +250,14 @@ def first_not_free(strategy: str, buddy: np.ndarray, vmemmap: np.ndarray, s: int
 
 
 def _plane_copies(pages: PageBackend, planes: tuple[int, ...], s: int,
-                  e: int) -> tuple[int, list[np.ndarray]]:
+                  e: int) -> tuple[int, list[npt.NDArray[np.uint64]]]:
     base = s & ~63
     end = -(-e // 64) * 64
     return base, [pages.words(p, base, end) for p in planes]
 
 
 def has_unmovable_machine(pages: PageBackend, s: int, e: int, movable_zone: bool,
-                          skip_vmemmap: bool, strategy: str = "core") -> int:
+                          skip_vmemmap: bool, strategy: IsolationStrategy = "core") -> int:
     """has_unmovable() on a live PageState (or RefPageState); ``core`` asks the
     page state itself, the others run on its live planes (a RefPageState's
     planes are copied first)."""
@@ -254,7 +273,7 @@ def has_unmovable_machine(pages: PageBackend, s: int, e: int, movable_zone: bool
 
 
 def first_not_free_machine(pages: PageBackend, s: int, e: int, skip_vmemmap: bool,
-                           strategy: str = "core") -> int:
+                           strategy: IsolationStrategy = "core") -> int:
     """first_not_free() on a live page state, as has_unmovable_machine()."""
     _choice(strategy, ISOLATION_STRATEGIES, "isolation")
     if strategy == "core":
@@ -269,8 +288,8 @@ def first_not_free_machine(pages: PageBackend, s: int, e: int, skip_vmemmap: boo
 
 # ---------------------------------------------------------------- freeing to the buddy
 
-def free_range(pages, s: int, e: int, strategy: str = "ctz",
-               misaligned: list | None = None) -> int:
+def free_range(pages: PageBackend, s: int, e: int, strategy: FreeStrategy = "ctz",
+               misaligned: list[tuple[int, int]] | None = None) -> int:
     """Free pfns [s, e) to the buddy in chunks chosen by ``strategy``; returns the
     pages freed (``PageState.free_range`` / ``RefPageState.free_range``)."""
     _choice(strategy, FREE_STRATEGIES, "free")
@@ -279,12 +298,12 @@ def free_range(pages, s: int, e: int, strategy: str = "ctz",
 
 # ---------------------------------------------------------------- pure-Python references
 
-def _bits(words: np.ndarray) -> list[int]:
+def _bits(words: npt.NDArray[np.uint64]) -> list[int]:
     return [int(w) for w in words]
 
 
-def ref_vmemmap_per_section(vmemmap: np.ndarray, nr_sections: int,
-                            pages_per_section: int) -> np.ndarray:
+def ref_vmemmap_per_section(vmemmap: npt.NDArray[np.uint64], nr_sections: int,
+                            pages_per_section: int) -> npt.NDArray[np.int64]:
     """Page by page in Python: count the vmemmap pages of every section."""
     w = _bits(vmemmap)
     out = np.zeros(nr_sections, dtype=np.int64)
@@ -297,12 +316,13 @@ def ref_vmemmap_per_section(vmemmap: np.ndarray, nr_sections: int,
     return out
 
 
-def ref_has_unmovable(reserved: np.ndarray, vmemmap: np.ndarray, unmovable: np.ndarray,
-                      s: int, e: int, movable_zone: bool, skip_vmemmap: bool) -> int:
+def ref_has_unmovable(reserved: npt.NDArray[np.uint64], vmemmap: npt.NDArray[np.uint64],
+                      unmovable: npt.NDArray[np.uint64], s: int, e: int, movable_zone: bool,
+                      skip_vmemmap: bool) -> int:
     """Page by page in Python: has_unmovable_pages()."""
     r, v, u = _bits(reserved), _bits(vmemmap), _bits(unmovable)
 
-    def test(w, pfn):
+    def test(w: list[int], pfn: int) -> int:
         return (w[pfn >> 6] >> (pfn & 63)) & 1
 
     for pfn in range(s, e):
@@ -313,7 +333,8 @@ def ref_has_unmovable(reserved: np.ndarray, vmemmap: np.ndarray, unmovable: np.n
     return -1
 
 
-def ref_first_not_free(buddy: np.ndarray, vmemmap: np.ndarray, s: int, e: int,
+def ref_first_not_free(buddy: npt.NDArray[np.uint64], vmemmap: npt.NDArray[np.uint64],
+                       s: int, e: int,
                        skip_vmemmap: bool) -> int:
     """Page by page in Python: test_pages_isolated()'s first busy pfn."""
     b, v = _bits(buddy), _bits(vmemmap)
@@ -326,6 +347,7 @@ def ref_first_not_free(buddy: np.ndarray, vmemmap: np.ndarray, s: int, e: int,
     return -1
 
 
-def ref_free_range(ref_pages, s: int, e: int, strategy: str = "ctz") -> int:
+def ref_free_range(ref_pages: RefPageState, s: int, e: int,
+                   strategy: FreeStrategy = "ctz") -> int:
     """free_range() on the pure-Python RefPageState."""
     return free_range(ref_pages, s, e, strategy)

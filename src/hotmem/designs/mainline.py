@@ -67,7 +67,7 @@ class Mainline(Design):
         else:
             check_memmap_room(m, spfn, epfn, nid)
         # nothing can fail from here on
-        register_added_range(m, group)
+        register_added_range(m, group, spfn, epfn)
         blocks = np.arange(spfn // m.pages_per_block, epfn // m.pages_per_block)
         if alt is not None:
             m.blk_altmap[blocks] = True

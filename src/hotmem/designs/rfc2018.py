@@ -218,7 +218,7 @@ class Rfc2018(Design):
             check_memmap_room(m, spfn, epfn, nid)
         # nothing can fail from here on
         group.memmap_on_memory = plan is not None
-        register_added_range(m, group)
+        register_added_range(m, group, spfn, epfn)
         if plan is not None:
             group.design_state = plan
             # the pfns each section consumed, PageVmemmap: PG_reserved + mapping

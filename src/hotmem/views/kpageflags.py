@@ -6,7 +6,8 @@ from typing import BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-from ..constants import P_BUDDY, P_RESERVED, P_UNMOVABLE, P_VMEMMAP, SECTION_IS_ONLINE
+from ..constants import (P_BUDDY, P_DIRTY, P_OFFLINE, P_RESERVED, P_UNMOVABLE, P_VMEMMAP,
+                         SECTION_IS_ONLINE)
 from ..state import MachineState
 
 KPF = {"LOCKED": 0, "ERROR": 1, "REFERENCED": 2, "UPTODATE": 3, "DIRTY": 4, "LRU": 5,
@@ -22,6 +23,8 @@ BUDDY = np.uint64(1 << KPF["BUDDY"])
 RESERVED = np.uint64(1 << KPF["RESERVED"])
 OWNER_PRIVATE = np.uint64(1 << KPF["OWNER_PRIVATE"])
 SLAB = np.uint64(1 << KPF["SLAB"])
+OFFLINE = np.uint64(1 << KPF["OFFLINE"])
+DIRTY = np.uint64(1 << KPF["DIRTY"])
 # a movable allocation is simulated as an anonymous, mapped, LRU user page
 ANON_PAGE = np.uint64(sum(1 << KPF[k] for k in ("UPTODATE", "LRU", "MMAP", "ANON", "SWAPBACKED")))
 
@@ -67,6 +70,8 @@ def kpageflags(m: MachineState, start: int, end: int) -> np.ndarray:
         r = _bits(m, P_RESERVED, s, e)
         v = _bits(m, P_VMEMMAP, s, e)
         u = _bits(m, P_UNMOVABLE, s, e)
+        o = _bits(m, P_OFFLINE, s, e)
+        d = _bits(m, P_DIRTY, s, e)
         f = np.zeros(e - s, dtype=np.uint64)
         f[b] |= BUDDY
         f[r] |= RESERVED
@@ -76,7 +81,11 @@ def kpageflags(m: MachineState, start: int, end: int) -> np.ndarray:
             inside = memmap[(memmap >= s) & (memmap < e)] - s
             slab[inside] = False  # vmemmap_alloc_block() pages carry no flag
         f[slab] |= SLAB
-        f[~(b | r | v | u)] = ANON_PAGE
+        f[~(b | r | v | u | o)] = ANON_PAGE
+        # PageOffline pages of a driver (virtio-mem, balloons); PG_dirty marks
+        # those virtio-mem never onlined
+        f[o] |= OFFLINE
+        f[o & d] |= DIRTY
         f[~online] = absent
         out[pos - start:e - start] = f[pos - s:]
         pos = e

@@ -7,9 +7,16 @@ draws it with the free blocks per order of every zone.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
-from ..constants import (P_BUDDY, P_RESERVED, P_UNMOVABLE, P_VMEMMAP, SECTION_IS_ONLINE,
-                         SECTION_MARKED_PRESENT)
+from ..constants import (
+    P_BUDDY,
+    P_RESERVED,
+    P_UNMOVABLE,
+    P_VMEMMAP,
+    SECTION_IS_ONLINE,
+    SECTION_MARKED_PRESENT,
+)
 from ..state import MachineState
 
 # categories, in the order they are drawn in the legend
@@ -18,12 +25,15 @@ COLOURS = ("#ffffff", "#c8c8c8", "#4caf50", "#2196f3", "#e53935", "#424242", "#f
 _POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
-def _popcount_per_pixel(words: np.ndarray, words_per_pixel: int) -> np.ndarray:
+def _popcount_per_pixel(words: npt.NDArray[np.uint64],
+                        words_per_pixel: int) -> npt.NDArray[np.int64]:
     counts = _POPCOUNT8[words.view(np.uint8)].reshape(-1, 8 * words_per_pixel)
-    return counts.sum(axis=1, dtype=np.int64)
+    total: npt.NDArray[np.int64] = counts.sum(axis=1, dtype=np.int64)
+    return total
 
 
-def memory_map(m: MachineState, pixels: int = 1 << 16) -> tuple[np.ndarray, int]:
+def memory_map(m: MachineState,
+               pixels: int = 1 << 16) -> tuple[npt.NDArray[np.int8], int]:
     """(category index per pixel, pfns per pixel) for pfns [0, max_pfn)."""
     end = m.max_pfn()
     per = max(64, -(-end // pixels))
@@ -87,7 +97,7 @@ def plot_machine(m: MachineState, path: str, title: str | None = None) -> None:
                   "a pixel shows its most constraining page")
     ax1.set_xticks([])
     ax1.set_ylabel(f"row ({width * per << m.arch.page_shift >> 20} MiB)")
-    ax1.legend(handles=[Patch(color=c, label=n) for n, c in zip(CATEGORIES, COLOURS)],
+    ax1.legend(handles=[Patch(color=c, label=n) for n, c in zip(CATEGORIES, COLOURS, strict=True)],
                loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=len(CATEGORIES))
     orders = np.arange(m.arch.max_page_order + 1)
     zones = [z for z in m.zones if z.present_pages]
