@@ -9,7 +9,8 @@ from . import designs, drivers
 from .arch import Arch
 from .constants import IntArray, MemmapMode
 from .designs.base import Design
-from .drivers.base import Driver
+from .drivers import make_device
+from .drivers.base import Device, Driver
 from .errors import HotplugError
 from .kernel import DEFAULT_KERNEL, Kernel
 from .memblock import boot
@@ -19,6 +20,7 @@ from .mmzone import Zone
 from .page_alloc import (alloc_pages, free_allocated, init_per_zone_wmark_min, lowmem_reserve,
                          zone_nr_free_pages)
 from .state import MachineState
+from .units import parse_size
 
 
 class Machine(MachineState):
@@ -94,6 +96,32 @@ class Machine(MachineState):
     def remove(self, start: int | str, size: int | str) -> None:
         """Hot-remove a range (ACPI eject of a DIMM): try_remove_memory."""
         remove_memory(self, start, size)
+
+    # ------------------------------------------------------------------ devices
+
+    def attach(self, device: Device | dict[str, object]) -> list[int]:
+        """Bring up a hot-plug device (a ``[[device]]`` table or a Device)
+        through its driver; returns the memory blocks it added."""
+        dev = device if isinstance(device, Device) else make_device(device)
+        if dev.name in self.devices:
+            raise HotplugError("EEXIST", f"device {dev.name} is already attached")
+        return dev.attach(self)
+
+    def device(self, name: str) -> Device:
+        """The attached device called ``name``."""
+        dev = self.devices.get(name)
+        if not isinstance(dev, Device):
+            raise HotplugError("ENODEV", f"no device {str(name)[:40]!r} is attached")
+        return dev
+
+    def resize(self, name: str, size: int | str) -> list[int]:
+        """A new requested size for a device (virtio-mem requested_size, a
+        balloon's target); returns the blocks added or removed."""
+        return self.device(name).resize(self, parse_size(size, "size"))
+
+    def detach(self, name: str) -> list[int]:
+        """The device goes away through its driver; returns the blocks removed."""
+        return self.device(name).detach(self)
 
     def alloc(self, pages: int, kind: str = "movable", zone: str | None = None,
               placement: str = "random", seed: int = 0, nid: int = 0) -> IntArray:

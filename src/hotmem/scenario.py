@@ -23,6 +23,7 @@ from typing import Any, Callable
 from .errors import ConfigError, HotplugError
 from .constants import MEM_OFFLINE, MEM_ONLINE
 from .machine import Machine
+from .drivers import make_device
 from .units import parse_addr, parse_size
 
 MACHINE_KEYS = {
@@ -40,6 +41,10 @@ STEP_KEYS = {
     "remove": {"start", "size"},
     "alloc": {"zone", "pages", "kind", "seed", "placement", "node"},
     "free": {"zone", "pages", "kind", "seed", "node"},
+    # devices of [[device]] tables, through their drivers
+    "attach": {"device"},
+    "resize": {"device", "size"},
+    "detach": {"device"},
 }
 
 
@@ -64,6 +69,7 @@ class Scenario:
     steps: list[Step]
     on_error: str = "stop"
     source: str = "<scenario>"
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def build_machine(self, **overrides) -> Machine:
         kw = dict(self.machine)
@@ -102,10 +108,11 @@ def parse_scenario(data: dict, source: str = "<scenario>") -> Scenario:
     """Validate a parsed TOML document."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: not a TOML table")
-    unknown = set(data) - {"machine", "step"}
+    unknown = set(data) - {"machine", "step", "device"}
     if unknown:
         raise _fail(source, "top level", f"unknown section(s) {sorted(unknown)}; "
-                    "expected [machine] and [[step]]")
+                    "expected [machine], [[device]] and [[step]]")
+    devices = _parse_devices(source, data.get("device", []))
     machine = data.get("machine", {})
     if not isinstance(machine, dict):
         raise _fail(source, "[machine]", "must be a table")
@@ -136,8 +143,30 @@ def parse_scenario(data: dict, source: str = "<scenario>") -> Scenario:
                         f"{op} takes {', '.join(sorted(STEP_KEYS[op]))}")
         args = {k: v for k, v in raw.items() if k in STEP_KEYS[op]}
         _check_step(source, where, op, args)
+        if op in ("attach", "resize", "detach") and args.get("device") not in devices:
+            raise _fail(source, f"{where} ({op})", f"device {str(args.get('device'))[:40]!r} is "
+                        f"not a [[device]] of this scenario ({', '.join(devices) or 'none'})")
         steps.append(Step(i, op, args, capture=raw.get("capture"), expect=raw.get("expect")))
-    return Scenario(machine, steps, on_error, source)
+    return Scenario(machine, steps, on_error, source, devices)
+
+
+def _parse_devices(source: str, raw: object) -> dict[str, dict[str, Any]]:
+    """[[device]] tables by name, each checked by building it once."""
+    if not isinstance(raw, list):
+        raise _fail(source, "device", "use [[device]] tables")
+    out: dict[str, dict[str, Any]] = {}
+    for i, spec in enumerate(raw):
+        where = f"device {i}"
+        if not isinstance(spec, dict):
+            raise _fail(source, where, "must be a table")
+        try:
+            dev = make_device(spec)
+        except ConfigError as err:
+            raise _fail(source, where, str(err)) from None
+        if dev.name in out:
+            raise _fail(source, where, f"a second device named {dev.name!r}")
+        out[dev.name] = dict(spec)
+    return out
 
 
 def _check_step(src: str, where: str, op: str, args: dict) -> None:
@@ -157,6 +186,10 @@ def _check_step(src: str, where: str, op: str, args: dict) -> None:
                 raise ConfigError(f"{op} needs blocks (a list of ids, \"offline\", "
                                   "\"online\" or a range \"32-39\")")
             _block_selector(sel)
+        if op == "resize":
+            if "size" not in args:
+                raise ConfigError("resize needs a size")
+            parse_size(args["size"], "size")
         if op == "alloc" and "pages" not in args:
             raise ConfigError("alloc needs pages")
         for key in ("pages", "seed", "node"):
@@ -209,8 +242,10 @@ def default_scenario_text() -> str:
     return resources.files("hotmem").joinpath("scenarios/default.toml").read_text()
 
 
-def run_step(m: Machine, step: Step, on_error: str = "stop") -> StepResult:
-    """Apply one step; multi-block steps go block by block like a shell loop."""
+def run_step(m: Machine, step: Step, on_error: str = "stop",
+             devices: dict[str, dict[str, Any]] | None = None) -> StepResult:
+    """Apply one step; multi-block steps go block by block like a shell loop.
+    ``devices`` are the scenario's [[device]] tables (attach builds one)."""
     a = step.args
     res = StepResult(step, ok=True)
     try:
@@ -236,6 +271,12 @@ def run_step(m: Machine, step: Step, on_error: str = "stop") -> StepResult:
             m.alloc(a["pages"], kind=a.get("kind", "movable"), zone=a.get("zone"),
                     placement=a.get("placement", "random"), seed=a.get("seed", 0),
                     nid=a.get("node", 0))
+        elif step.op == "attach":
+            res.blocks = m.attach(make_device((devices or {})[a["device"]]))
+        elif step.op == "resize":
+            res.blocks = m.resize(a["device"], parse_size(a["size"]))
+        elif step.op == "detach":
+            res.blocks = m.detach(a["device"])
         elif step.op == "free":
             m.free(a.get("pages"), kind=a.get("kind", "movable"), zone=a.get("zone"),
                    seed=a.get("seed", 0), nid=a.get("node", 0))
@@ -252,7 +293,7 @@ def run_scenario(sc: Scenario, machine: Machine | None = None,
     m = machine if machine is not None else sc.build_machine(**overrides)
     results = []
     for step in sc.steps:
-        res = run_step(m, step, sc.on_error)
+        res = run_step(m, step, sc.on_error, sc.devices)
         results.append(res)
         if on_step is not None:
             on_step(m, res)

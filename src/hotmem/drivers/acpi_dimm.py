@@ -8,8 +8,9 @@ yes, so it never sees the EINVAL an unconditional request gets before 6.6;
 from __future__ import annotations
 
 from ..constants import MHP_MEMMAP_ON_MEMORY, MHP_NID_IS_MGID, MHP_NONE
+from ..memory_hotplug import remove_memory
 from ..state import MachineState
-from .base import Driver
+from .base import Device, Driver
 
 
 class AcpiDimm(Driver):
@@ -33,3 +34,27 @@ class Direct(Driver):
 
 ACPI_DIMM = AcpiDimm()
 DIRECT = Direct()
+
+
+class AcpiDimmDevice(Device):
+    """A DIMM as a ``[[device]]``: attach = plugged (add_memory through the
+    ACPI driver), detach = ACPI eject (try_remove_memory: EBUSY while a block
+    is online)."""
+
+    driver = "acpi-dimm"
+
+    def attach(self, m: MachineState) -> list[int]:
+        blocks = ACPI_DIMM.add(m, self.start, self.size, self.nid)
+        self.start = blocks[0] * m.block_size
+        self.group = m.group_of_block(blocks[0])
+        m.devices[self.name] = self
+        self.attached = True
+        return blocks
+
+    def detach(self, m: MachineState) -> list[int]:
+        assert self.start is not None
+        blocks = self.blocks(m)
+        remove_memory(m, self.start, self.size)
+        m.devices.pop(self.name, None)
+        self.attached = False
+        return blocks
