@@ -110,7 +110,22 @@ def cold_dimms(scen):
 
 
 def all_names():
-    return [f"{era}-mom{m}-{s}" for s in SCENARIOS for era in ERAS for m in (0, 1)]
+    return ([f"{era}-mom{m}-{s}" for s in SCENARIOS for era in ERAS for m in (0, 1)]
+            + [n for d in drivers() for n in d.all_names()])
+
+
+def drivers():
+    """Driver-managed hot-add captures, one module each (virtio_mem.py,
+    dax_kmem.py); imported late, they import this file."""
+    import dax_kmem
+    import virtio_mem
+    for d in (virtio_mem, dax_kmem):
+        SCEN_TEXT.update(d.SCEN_TEXT)
+    return (virtio_mem, dax_kmem)
+
+
+def driver_of(name):
+    return next((d for d in drivers() if d.owns(name)), None)
 
 
 def parse_name(name):
@@ -766,18 +781,26 @@ def main():
     names = all_names() if a.all else a.names
     if not names:
         ap.error("give capture names or --all")
+    ours = {n: driver_of(n) for n in names if driver_of(n)}
     for n in names:
-        parse_name(n)
+        if n not in ours:
+            parse_name(n)
     if a.toml_only:
-        rewrite_tomls(names)
+        rewrite_tomls([n for n in names if n not in ours])
+        for n, d in ours.items():
+            d.rewrite_tomls([n])
         return 0
-    for era in sorted({parse_name(n)[0] for n in names}):
+    for era in sorted({parse_name(n)[0] for n in names if n not in ours}):
         fetch_kernel(era)
+    import guest
+    for era in sorted({d.parse_name(n)[0] for n, d in ours.items()}):
+        guest.fetch_kernel(era)
     build_helper()
     t0 = time.time()
     failed = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, a.jobs)) as ex:
-        futs = {ex.submit(run_capture, n, a.keep_work): n for n in names}
+        futs = {ex.submit(ours[n].run_capture if n in ours else run_capture, n, a.keep_work): n
+                for n in names}
         for fu in concurrent.futures.as_completed(futs):
             try:
                 fu.result()

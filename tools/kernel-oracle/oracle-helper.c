@@ -27,6 +27,22 @@
  * sees them) and wait until /sys/devices/system/memory/memoryN appears /
  * disappears (timeout $ORACLE_HOTPLUG_TIMEOUT seconds, default 300).
  *
+ * Driver-managed hot-add (virtio-mem, dax/kmem; see virtio_mem.py), where the
+ * third field is an argument (up to 255 characters) instead of a block:
+ *   capture-dir GLOB                 also capture every regular file directly
+ *                                    in each directory matching GLOB (e.g. the
+ *                                    virtio bus's device links) at each step
+ *   step DIR insmod PATH.ko          finit_module(PATH) from the initramfs
+ *                                    (no fork/exec), then wait to settle
+ *   step DIR host ARG                print "@@ORACLE HOST ARG@@", read the
+ *                                    host's answer "go RESULT DETAIL" from
+ *                                    stdin (the serial console), then settle
+ *   step DIR write PATH=VALUE        one sysfs write, then settle
+ * "Settle" = poll every memory block's state and MemTotal every 100 ms until
+ * they have not changed for $ORACLE_SETTLE_MS (default 3000) ms: the
+ * driver adds and onlines memory from its own workqueue, after the device
+ * (or the write) already returned.
+ *
  * The stream contains steps/DIR/<captured files> and results.txt with one
  * line per step: "DIR OP BLOCK RESULT ELAPSED_NS DETAIL...".
  */
@@ -34,6 +50,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -44,6 +61,7 @@
 #include <sys/mman.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -91,9 +109,13 @@ static void die(const char *what)
 static void *big_alloc(size_t n)
 {
 	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		die("mmap");
+	/* no THP: khugepaged would collapse these buffers into huge pages
+	 * allocated from the highest zone, i.e. hot-added ZONE_MOVABLE memory
+	 * (seen on 6.1 with virtio-mem: mlocked anon THPs in memory32) */
+	madvise(p, n, MADV_NOHUGEPAGE);
 	memset(p, 0, n);
 	return p;
 }
@@ -307,6 +329,59 @@ static int namecmp(const void *a, const void *b)
 	return strcmp((const char *)a, (const char *)b);
 }
 
+#define MAXCAPDIRS 16
+static char capdirs[MAXCAPDIRS][256];
+static size_t ncapdirs;
+
+/* regular files directly in the directories matching each capture-dir glob;
+ * symlinks (driver, subsystem, ...) are recorded as "<name> -> <target>" in
+ * a file "links" of that directory */
+static void capture_dirs(const char *dir)
+{
+	char src[1024 + 512], rel[1024 + 512], links[4096];
+	for (size_t g = 0; g < ncapdirs; g++) {
+		glob_t gl;
+		if (glob(capdirs[g], 0, NULL, &gl))
+			continue;
+		for (size_t i = 0; i < gl.gl_pathc; i++) {
+			DIR *d = opendir(gl.gl_pathv[i]);
+			if (!d)
+				continue;
+			size_t ll = 0;
+			struct dirent *de;
+			static char names[256][256];
+			size_t nn = 0;
+			while ((de = readdir(d)) && nn < 256)
+				if (de->d_name[0] != '.')
+					snprintf(names[nn++], sizeof names[0], "%s", de->d_name);
+			closedir(d);
+			qsort(names, nn, sizeof names[0], namecmp);
+			for (size_t k = 0; k < nn; k++) {
+				struct stat st;
+				snprintf(src, sizeof src, "%.1000s/%.255s", gl.gl_pathv[i], names[k]);
+				if (lstat(src, &st))
+					continue;
+				if (S_ISLNK(st.st_mode)) {
+					char t[512];
+					ssize_t n = readlink(src, t, sizeof t - 1);
+					if (n > 0 && ll < sizeof links - 600) {
+						t[n] = 0;
+						ll += snprintf(links + ll, sizeof links - ll, "%s -> %s\n",
+							       names[k], t);
+					}
+				} else if (S_ISREG(st.st_mode) && (st.st_mode & 0444)) {
+					cap_file(dir, src, src + 1);
+				}
+			}
+			if (ll) {
+				snprintf(rel, sizeof rel, "steps/%s/%s/links", dir, gl.gl_pathv[i] + 1);
+				tar_add(rel, links, ll);
+			}
+		}
+		globfree(&gl);
+	}
+}
+
 static void capture(const char *dir)
 {
 	static const char *procs[] = { "buddyinfo", "zoneinfo", "pagetypeinfo",
@@ -384,6 +459,8 @@ static void capture(const char *dir)
 		cap_file(dir, src, src + 1);
 	}
 
+	capture_dirs(dir);
+
 	/* kernel log (raw syslog format "<lvl>[ time] msg") */
 	int n = klogctl(3 /* SYSLOG_ACTION_READ_ALL */, textbuf, TEXTBUF);
 	if (n < 0)
@@ -431,6 +508,85 @@ static int wait_block(long blk, int want, uint64_t *ns)
 	}
 }
 
+/* a fingerprint of what the driver changes while it adds and onlines memory
+ * on its own: every memory block and its state, and MemTotal */
+static uint64_t mem_fingerprint(void)
+{
+	uint64_t h = 1469598103934665603ull;
+	char p[300], b[64];
+	DIR *d = opendir(MEMDIR);
+	if (d) {
+		struct dirent *de;
+		while ((de = readdir(d))) {
+			if (strncmp(de->d_name, "memory", 6) || !de->d_name[6] ||
+			    de->d_name[6] < '0' || de->d_name[6] > '9')
+				continue;
+			snprintf(p, sizeof p, MEMDIR "/%s/state", de->d_name);
+			long n = slurp(p, b, sizeof b);
+			uint64_t x = 0;
+			for (const char *c = de->d_name; *c; c++)
+				x = x * 131 + (unsigned char)*c;
+			for (long i = 0; i < n; i++)
+				x = x * 131 + (unsigned char)b[i];
+			h += x * 0x9e3779b97f4a7c15ull;   /* order-independent */
+		}
+		closedir(d);
+	}
+	long n = slurp("/proc/meminfo", textbuf, TEXTBUF);
+	char *e = n > 0 ? memchr(textbuf, '\n', n) : NULL;  /* MemTotal: first line */
+	for (char *c = textbuf; e && c < e; c++)
+		h = (h ^ (unsigned char)*c) * 1099511628211ull;
+	return h;
+}
+
+/* wait until mem_fingerprint() is unchanged for $ORACLE_SETTLE_MS; returns
+ * the ns until the last change */
+static uint64_t settle(void)
+{
+	unsigned ms = 3000, tmo = 300;
+	const char *t = getenv("ORACLE_SETTLE_MS");
+	if (t && atoi(t) > 0)
+		ms = atoi(t);
+	t = getenv("ORACLE_HOTPLUG_TIMEOUT");
+	if (t && atoi(t) > 0)
+		tmo = atoi(t);
+	uint64_t t0 = now_ns(), last = t0, h = mem_fingerprint();
+	while (now_ns() - last < (uint64_t)ms * 1000000ull &&
+	       now_ns() - t0 < (uint64_t)tmo * 1000000000ull) {
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		uint64_t h2 = mem_fingerprint();
+		if (h2 != h) {
+			h = h2;
+			last = now_ns();
+		}
+	}
+	return last - t0;
+}
+
+/* one line from the serial console (the host's answer); strips CR/LF */
+static int read_host_line(char *buf, size_t cap)
+{
+	size_t n = 0;
+	for (;;) {
+		char c;
+		ssize_t r = read(0, &c, 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		if (c == '\n' || c == '\r') {
+			if (n == 0)
+				continue;
+			break;
+		}
+		if (n < cap - 1)
+			buf[n++] = c;
+	}
+	buf[n] = 0;
+	return 0;
+}
+
 static int run(const char *scen, const char *dev)
 {
 	struct sigaction sa;
@@ -450,9 +606,12 @@ static int run(const char *scen, const char *dev)
 	char *save = NULL, *copy = strdup(sbuf);
 	for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
 		unsigned long long a, b;
+		char g[256];
 		if (sscanf(l, "range %lli %lli", &a, &b) == 2) {
 			range_start = a;
 			range_end = b;
+		} else if (sscanf(l, "capture-dir %255s", g) == 1 && ncapdirs < MAXCAPDIRS) {
+			snprintf(capdirs[ncapdirs++], sizeof capdirs[0], "%s", g);
 		}
 	}
 	free(copy);
@@ -482,14 +641,15 @@ static int run(const char *scen, const char *dev)
 
 	save = NULL;
 	for (char *l = strtok_r(sbuf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		char dir[128], op[64], blks[32];
-		if (sscanf(l, "step %127s %63s %31s", dir, op, blks) != 3)
+		char dir[128], op[64], blks[256];
+		if (sscanf(l, "step %127s %63s %255s", dir, op, blks) != 3)
 			continue;
 		long blk = strcmp(blks, "-") ? atol(blks) : -1;
 		int err = 0;
 		uint64_t ns = 0;
 		char detail[512] = "";
 		char path[256];
+		char hostres[64] = "";
 
 		if (!strcmp(op, "boot")) {
 			snprintf(detail, sizeof detail, "state right after boot");
@@ -514,15 +674,63 @@ static int run(const char *scen, const char *dev)
 			snprintf(detail, sizeof detail,
 				 "QMP device_del pc-dimm (ACPI eject); memory%ld %s after %.3f ms",
 				 blk, err ? "still present" : "disappeared", ns / 1e6);
+		} else if (!strcmp(op, "insmod")) {
+			uint64_t t0 = now_ns();
+			int fd = open(blks, O_RDONLY | O_CLOEXEC);
+			if (fd < 0 || syscall(SYS_finit_module, fd, "", 0))
+				err = errno;
+			if (fd >= 0)
+				close(fd);
+			uint64_t s = err ? 0 : settle();
+			ns = now_ns() - t0;
+			snprintf(detail, sizeof detail,
+				 "finit_module(%s): %s; memory blocks and MemTotal last changed %.3f ms later",
+				 blks, err ? errname(err) : "ok", s / 1e6);
+		} else if (!strcmp(op, "host")) {
+			char ans[400], res[64] = "ERR", *rest = "";
+			uint64_t t0 = now_ns();
+			say("@@ORACLE HOST %s@@\n", blks);
+			if (read_host_line(ans, sizeof ans) ||
+			    sscanf(ans, "go %63s", res) != 1) {
+				err = EIO;
+			} else {
+				rest = ans + 3 + strlen(res);
+				while (*rest == ' ')
+					rest++;
+			}
+			uint64_t s = settle();
+			ns = now_ns() - t0;
+			snprintf(detail, sizeof detail,
+				 "host %s: %s %s; memory blocks and MemTotal last changed %.3f ms after the host's answer",
+				 blks, err ? "no answer" : res, rest, s / 1e6);
+			/* the host's outcome (ok or an errno name) is the step's */
+			if (!err)
+				snprintf(hostres, sizeof hostres, "%s", res);
+		} else if (!strcmp(op, "write")) {
+			char *eq = strchr(blks, '=');
+			if (!eq) {
+				err = EINVAL;
+			} else {
+				*eq = 0;
+				struct wres r = sysfs_write(blks, eq + 1);
+				err = r.err;
+				ns = r.ns;
+				uint64_t s = settle();
+				snprintf(detail, sizeof detail,
+					 "write '%s' to %s: %s after %.3f ms (TCG time); memory blocks and MemTotal last changed %.3f ms later",
+					 eq + 1, blks, err ? errname(err) : "ok", ns / 1e6, s / 1e6);
+				*eq = '=';
+			}
 		} else {
 			err = EINVAL;
 			snprintf(detail, sizeof detail, "unknown op");
 		}
 		capture(dir);
 		out_flush();
-		res_add("%s %s %s %s %llu %s\n", dir, op, blks, err ? errname(err) : "ok",
+		const char *result = hostres[0] ? hostres : err ? errname(err) : "ok";
+		res_add("%s %s %s %s %llu %s\n", dir, op, blks, result,
 			(unsigned long long)ns, detail);
-		say("@@ORACLE STEP %s %s@@\n", dir, err ? errname(err) : "ok");
+		say("@@ORACLE STEP %s %s@@\n", dir, result);
 	}
 	tar_add("results.txt", resbuf, reslen);
 	tar_finish();

@@ -1,0 +1,334 @@
+#!/usr/bin/env python3
+"""Kernel-oracle captures of driver-managed hot-add: virtio-mem (x86_64).
+
+A 4 GiB virtio-mem-pci device (2 MiB device blocks) is cold-plugged with
+requested-size 1G; the guest boots without the virtio_mem module, loads it
+(attach: the driver plugs 1 GiB and the kernel auto-onlines it), then the host
+resizes the device through QMP (qom-set vm0 requested-size) to 2G, 2G+6M, 506M,
+512M and 0.
+After every step, once the device's plugged size has settled (QMP qom-get vm0
+size) and the guest's memory blocks and MemTotal have stopped changing, the
+guest captures the same views as capture.py plus /sys/bus/virtio/devices/*/
+and /sys/module/virtio_mem/parameters/.
+
+Driven by capture.py (`capture.py --all`, `capture.py 6.12-virtio-mem-movable`);
+`python3 virtio_mem.py --summary NAME...` prints the facts of a capture.
+See README.md next to this file.
+"""
+import json
+import os
+import re
+import struct
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import capture as C  # noqa: E402  (the shared harness: QMP, Cpio, modules, helper)
+import guest as G  # noqa: E402
+from guest import size_str  # noqa: E402
+
+ERAS = ("6.1", "6.12", "7.3")
+ONLINE = {"movable": "online_movable", "online": "online"}
+
+DEV_BASE = 0x100000000          # memaddr of the device: start of device memory (2 GiB boot RAM)
+DEV_SIZE = 4 << 30              # the device region (memory-backend-ram size)
+DEV_BLOCK = 2 << 20             # virtio-mem block-size
+INITIAL = 1 << 30               # requested-size at boot
+# up and down in whole memory blocks (2G, 512M), then by 3 subblocks across a
+# block boundary (2G+6M: memory48 partly plugged; 506M: memory35 partly
+# unplugged, its unplugged subblocks PageOffline), back to 512M, then 0
+RESIZES = (2 << 30, (2 << 30) + (6 << 20), 506 << 20, 512 << 20, 0)
+SETTLE_STALL = 75               # s without plugged-size progress = settled short of the target
+                                # (virtio-mem retries a failed unplug after 50 s: one retry is seen)
+
+SCEN_TEXT = {
+    "virtio-mem-movable":
+        "4 GiB virtio-mem-pci (block-size 2M, requested-size 1G) at 0x100000000, "
+        "memhp_default_state=online_movable, memmap_on_memory=1: boot without virtio_mem, "
+        "insmod virtio_mem (attach, 1 GiB), QMP requested-size 2G, 2G+6M, 506M, 512M, 0",
+    "virtio-mem-online":
+        "same device, memhp_default_state=online (kernel zone): attach 1 GiB, "
+        "requested-size 2G, 2G+6M, 506M, 512M, 0 (`short`: the plugged size stayed above the "
+        "request for 75 s, the driver could not unplug everything)",
+}
+
+
+def all_names():
+    return [f"{era}-{s}" for s in SCEN_TEXT for era in ERAS]
+
+
+def owns(name):
+    return re.fullmatch(r"(6\.1|6\.12|7\.3)-virtio-mem-(movable|online)", name) is not None
+
+
+def parse_name(name):
+    m = re.fullmatch(r"(6\.1|6\.12|7\.3)-virtio-mem-(movable|online)", name)
+    if not m:
+        raise SystemExit(f"bad capture name {name!r}; see --list")
+    return m.group(1), m.group(2)
+
+
+# --------------------------------------------------------------------------
+# the scenario
+
+
+def steps():
+    """[(dir, op, arg, size or None)]: the helper's steps and the requested size."""
+    out = [("00-boot", "boot", "-", None),
+           ("01-attach", "insmod", "/lib/modules/virtio_mem.ko", INITIAL)]
+    for sz in RESIZES:
+        out.append((f"{len(out):02d}-resize-{size_str(sz)}", "host", f"resize:{sz}", sz))
+    return out
+
+
+def kernel_cmdline(scen):
+    return ("console=ttyS0 nokaslr "
+            f"memhp_default_state={ONLINE[scen]} memory_hotplug.memmap_on_memory=1 panic=-1")
+
+
+def device_state(qmp):
+    """virtio-mem vm0 as QMP sees it: query-memory-devices' entry."""
+    for d in qmp.cmd("query-memory-devices"):
+        if d.get("type") == "virtio-mem" and d["data"].get("id") == "vm0":
+            return d["data"]
+    return None
+
+
+def resize(qmp, size, name):
+    """qom-set requested-size, then wait until qom-get size == size or it stops
+    moving for SETTLE_STALL s.  Returns (result, detail, [(t, size)])."""
+    t0 = time.time()
+    qmp.cmd("qom-set", path="vm0", property="requested-size", value=size)
+    last, last_t, trace = None, t0, []
+    while True:
+        cur = qmp.cmd("qom-get", path="vm0", property="size")
+        if cur != last:
+            last, last_t = cur, time.time()
+            trace.append((round(last_t - t0, 2), cur))
+        if cur == size:
+            return "ok", f"plugged-size={cur} after {last_t - t0:.1f}s", trace
+        if time.time() - last_t > SETTLE_STALL:
+            C.log(f"{name}: plugged size stuck at {cur} (requested {size})")
+            return ("short", f"plugged-size={cur} requested-size={size}: "
+                    f"unchanged for {SETTLE_STALL}s", trace)
+        time.sleep(0.25)
+
+
+def run_capture(name, keep_work=False):
+    era, scen = parse_name(name)
+    k = G.fetch_kernel(era)
+    st = steps()
+    rs, re_ = DEV_BASE // C.PAGE, (DEV_BASE + DEV_SIZE) // C.PAGE
+    scen_txt = (f"# {name}\nrange {rs:#x} {re_:#x}\n"
+                "capture-dir /sys/bus/virtio/devices/*\n"
+                "capture-dir /sys/module/virtio_mem/parameters\n"
+                + "".join(f"step {d} {op} {arg}\n" for d, op, arg, _ in st))
+    devices, traces = {}, {}     # step dir -> vm0 after the step; -> plugged size while resizing
+
+    def on_step(qmp, d):
+        devices[d] = device_state(qmp)
+        return f"plugged {devices[d]['size']}"
+
+    def on_host(qmp, arg):
+        cmd, _, val = arg.partition(":")
+        if cmd != "resize":
+            return "EINVAL", f"unknown host command {arg}"
+        d = next(s[0] for s in st if s[1] == "host" and s[2] == arg)
+        res, detail, traces[d] = resize(qmp, int(val), name)
+        return res, detail
+
+    cmdline = kernel_cmdline(scen)
+    shown, members, console = G.run_guest(
+        name, k, cmdline=cmdline, scenario_text=scen_txt, nsteps=len(st), range_pfns=(rs, re_),
+        qemu_extra=["-object", f"memory-backend-ram,id=vmem0,size={size_str(DEV_SIZE)}",
+                    "-device", f"virtio-mem-pci,id=vm0,memdev=vmem0,block-size={size_str(DEV_BLOCK)},"
+                               f"requested-size={size_str(INITIAL)},memaddr={DEV_BASE:#x}"],
+        targets=("virtio_pci", "virtio_blk", "virtio_mem"), deferred=("virtio_mem",),
+        on_host=on_host, on_step=on_step, keep_work=keep_work)
+    return assemble(name, era, scen, k, shown, cmdline, members, console, devices, traces)
+
+
+def assemble(name, era, scen, k, qemu_args, cmdline, members, console, devices, traces):
+    rs, re_ = DEV_BASE // C.PAGE, (DEV_BASE + DEV_SIZE) // C.PAGE
+    files = dict(members)
+    reqs = {d: sz for d, _, _, sz in steps()}
+    results = G.results(files)
+    for r in results:
+        dev = devices.get(r["dir"]) or {}
+        r.update({"requested_size": reqs.get(r["dir"]), "plugged_size": dev.get("size"),
+                  "device": dev, "plugged_size_trace": traces.get(r["dir"])})
+    if [r["dir"] for r in results] != [s[0] for s in steps()]:
+        raise RuntimeError(f"{name}: steps incomplete: {[r['dir'] for r in results]}")
+    bsb = int(files["steps/00-boot/sys/devices/system/memory/block_size_bytes"], 16)
+    manifest = {
+        "name": name,
+        "scenario": f"virtio-mem-{scen}",
+        "kernel_package": " ".join(k["packages"]),
+        "kernel_release": files["uname-r"].decode().strip(),
+        "era": era,
+        "qemu_cmdline": qemu_args,
+        "qemu_version": G.qemu_version(),
+        "kernel_cmdline": cmdline,
+        "guest_proc_cmdline": files.get("proc-cmdline", b"").decode().strip(),
+        "boot_memory_bytes": C.BOOT_MEMORY,
+        "memmap_on_memory": 1,
+        "auto_online": ONLINE[scen],
+        "block_size_bytes": bsb,
+        "range_start_pfn": rs,
+        "range_end_pfn": re_,
+        "device": {"id": "vm0", "driver": "virtio-mem-pci", "memdev": "vmem0",
+                   "addr": DEV_BASE, "size": DEV_SIZE, "block_size": DEV_BLOCK,
+                   "requested_size_at_boot": INITIAL, "qemu_start": devices.get("qemu-start")},
+        "steps": results,
+        "notes": ("kpageflags/kpagecount: raw little-endian u64 per pfn of the device region "
+                  "[range_start_pfn, range_end_pfn); a shorter file means EOF (pfns beyond "
+                  "max_pfn: before virtio_mem added any memory). Each step is captured after "
+                  "QMP qom-get vm0 size reached the requested size (or stopped moving for "
+                  f"{SETTLE_STALL}s: result 'short') and the guest's memory blocks and MemTotal "
+                  "were unchanged for 3 s. steps[].device is QMP query-memory-devices' vm0 "
+                  "after the step; plugged_size_trace is [seconds, size] while resizing. "
+                  "elapsed_ns are TCG-emulated timings."),
+    }
+    G.write_tarball(name, manifest, members, console)
+    write_toml(manifest)
+    return manifest
+
+
+# --------------------------------------------------------------------------
+# hotmem scenario (issue 11's device contract)
+
+
+def scenario_toml(m):
+    era, scen = parse_name(m["name"])
+    out = [f"# Mirrors kernel-oracle capture {m['name']} (tests/data/oracle/{m['name']}.tar.xz);",
+           "# generated by tools/kernel-oracle/virtio_mem.py.  The device is cold-plugged",
+           "# (requested-size 1G); the guest boots without the virtio_mem module and loads it",
+           "# in 01-attach; the resizes are QMP qom-set vm0 requested-size.  Each step is",
+           "# captured once QMP's plugged size and the guest's memory blocks have settled.",
+           "",
+           "[machine]",
+           'arch = "x86_64"',
+           f'kernel = "{era}"',
+           'boot_memory = "2G"',
+           'memmap_on_memory = "y"          # virtio-mem never asks for it (no MHP_MEMMAP_ON_MEMORY)',
+           'online_policy = "contig-zones"',
+           f'auto_online_blocks = "{ONLINE[scen]}"',
+           'on_error = "continue"',
+           "",
+           "[[device]]",
+           'name = "vm0"',
+           'driver = "virtio-mem"',
+           f'start = "{DEV_BASE:#x}"',
+           f'size = "{size_str(DEV_SIZE)}"',
+           "node = 0",
+           f'block_size = "{size_str(DEV_BLOCK)}"',
+           f'requested_size = "{size_str(INITIAL)}"     # at attach (QEMU requested-size)']
+    if scen == "online":
+        out[5:5] = ["# Normal zone: the kernel's own allocations (slab, per-cpu lists, the guest's",
+                    "# /proc reads) land in the device's memory at pfns that vary from run to run;",
+                    "# the subblocks holding them are what the driver cannot unplug (result",
+                    "# 'short': plugged size stays above the request).  No stand-in alloc step:",
+                    "# compare outcomes and the plugged size, not those pfns."]
+    for r in m["steps"]:
+        if r["op"] == "boot":
+            continue
+        out.append("")
+        out.append(f"[[step]]  # kernel: {r['result']}, plugged size {r['plugged_size']}")
+        if r["op"] == "insmod":
+            out += ['op = "attach"', 'device = "vm0"']
+        else:
+            out += ['op = "resize"', 'device = "vm0"',
+                    f'size = "{size_str(r["requested_size"]) if r["requested_size"] else "0"}"']
+        out.append(f'capture = "{r["dir"]}"')
+    return "\n".join(out) + "\n"
+
+
+def write_toml(m):
+    with open(os.path.join(C.OUT, f"{m['name']}.toml"), "w") as f:
+        f.write(scenario_toml(m))
+
+
+def rewrite_tomls(names):
+    for name in names:
+        write_toml(json.loads(G.load(name)["manifest.json"]))
+        C.log(f"{name}: wrote tests/data/oracle/{name}.toml")
+
+
+# --------------------------------------------------------------------------
+# facts of a capture (for reports and for whoever implements the driver)
+
+def subblock_map(vals, rs, block, bpages, sb_pages):
+    """'1' per plugged subblock of memoryN: no PageOffline page in it"""
+    lo = block * bpages - rs
+    bv = vals[lo:lo + bpages]
+    return "".join("0" if any(v >> 23 & 1 for v in bv[i:i + sb_pages]) else "1"
+                   for i in range(0, len(bv), sb_pages))
+
+
+def summarize(name):
+    """The facts a simulator must reproduce, per step."""
+    files = G.load(name)
+    m = json.loads(files["manifest.json"])
+    rs, re_ = m["range_start_pfn"], m["range_end_pfn"]
+    bsb = m["block_size_bytes"]
+    bpages = bsb // C.PAGE
+    first, last = rs * C.PAGE // bsb, re_ * C.PAGE // bsb
+    print(f"== {name}: {m['kernel_release']}; {m['kernel_cmdline']}")
+    params = {x.rsplit("/", 1)[1]: files[x].decode().strip() for x in files
+              if x.startswith("steps/00-boot/sys/module/memory_hotplug/parameters/")}
+    print("   memory_hotplug parameters:", params)
+    dm = G.new_dmesg(files, [r["dir"] for r in m["steps"]])
+    prev_blocks = {}
+    for r in m["steps"]:
+        d, p = r["dir"], f"steps/{r['dir']}/"
+        print(f"-- {d}: {r['result']}; requested-size {r['requested_size']} "
+              f"plugged size {r['plugged_size']}; {r['detail']}")
+        blocks = {b: v for b, v in G.memory_blocks(files, d).items() if first <= b < last}
+        added = sorted(set(blocks) - set(prev_blocks))
+        removed = sorted(set(prev_blocks) - set(blocks))
+        prev_blocks = blocks
+        states = {}
+        for b, (st, vz) in blocks.items():
+            states.setdefault(f"{st}/{vz}", []).append(b)
+        print("   device blocks:", "; ".join(
+            f"{k_}: memory{v[0]}..{v[-1]} ({len(v)})" for k_, v in states.items()) or "none",
+            f"| added {added} removed {removed}" if added or removed else "")
+        vals = [v for (v,) in struct.iter_unpack("<Q", files.get(p + "kpageflags", b""))]
+        hist = {}
+        for v in vals:
+            hist[v] = hist.get(v, 0) + 1
+        print(f"   kpageflags ({len(vals)} pfns from {rs:#x}):",
+              ", ".join(f"{v:#x} {G.flag_names(v)}: {c}" for v, c in sorted(hist.items())))
+        for v in sorted(hist):
+            if v not in (0x400, 0x100000):
+                rr = G.runs([rs + i for i, x in enumerate(vals) if x == v])
+                print(f"     {v:#x} at", " ".join(f"[{a:#x},{b:#x})" for a, b in rr[:12]),
+                      "..." if len(rr) > 12 else "")
+        for b in blocks:
+            sbm = subblock_map(vals, rs, b, bpages, DEV_BLOCK // C.PAGE)
+            if "0" in sbm:
+                print(f"   memory{b} subblocks (1 = plugged, {len(sbm)}): {sbm}")
+        for z, row in G.zone_rows(files[p + "proc/zoneinfo"].decode()).items():
+            if row.get("spanned"):
+                print(f"   zoneinfo {z}: " + " ".join(f"{k_}={v}" for k_, v in row.items()))
+        for line in files[p + "proc/buddyinfo"].decode().splitlines():
+            if ("Normal" in line or "Movable" in line) and any(x != "0" for x in line.split()[4:]):
+                print("   buddyinfo", " ".join(line.split()))
+        for line in files[p + "proc/iomem"].decode().splitlines():
+            a = line.strip().split("-")[0]
+            if re.fullmatch(r"[0-9a-f]+", a) and rs * C.PAGE <= int(a, 16) < re_ * C.PAGE:
+                print("   iomem", line)
+        keep = [x for x in dm[d] if re.search(
+            r"virtio_mem|hotplug|offlin|onlin|zonelists|memmap|Movable|System RAM|"
+            r"unmovable|failed|WARN|BUG", x, re.I)
+            and not re.search(r"BIOS-e820|SRAT|ACPI:|Command line|HugeTLB", x)]
+        for x in keep[:25]:
+            print("   dmesg", x)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--summary":
+        for n in sys.argv[2:]:
+            summarize(n)
+    else:
+        sys.exit("usage: virtio_mem.py --summary NAME...  (captures are run by capture.py)")
