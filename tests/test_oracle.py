@@ -35,7 +35,9 @@ What is not compared, and why:
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
+import sys
 import re
 import tarfile
 from pathlib import Path
@@ -54,14 +56,22 @@ def _name(p: Path) -> str:
     return p.name.removesuffix(".tar.xz")
 
 
+# virtio-mem onlined to Normal: the kernel's own slab pages land in memory32
+# at pfns that vary from run to run and pin two of its subblocks, so the last
+# resize (to 0) ends short in the kernel; hotmem has no such allocations
+KERNEL_ALLOCATIONS_PIN = {"6.1-virtio-mem-online", "6.12-virtio-mem-online",
+                          "7.3-virtio-mem-online"}
+EXACT = [c for c in CAPTURES if _name(c) not in KERNEL_ALLOCATIONS_PIN]
+
+
 def test_captures_present():
-    assert len(CAPTURES) == 18, [c.name for c in CAPTURES]
+    assert len(CAPTURES) == 28, [c.name for c in CAPTURES]
     assert {_name(c).split("-")[0] for c in CAPTURES} == {"6.1", "6.12", "7.3"}
     for c in CAPTURES:
         assert c.with_name(_name(c) + ".toml").exists(), f"{c.name} has no .toml scenario"
 
 
-@pytest.mark.parametrize("capture", CAPTURES, ids=_name)
+@pytest.mark.parametrize("capture", EXACT, ids=_name)
 def test_capture_matches_kernel(capture):
     records = check_capture(capture)
     files = {r.file for r in records}
@@ -80,6 +90,20 @@ def test_capture_matches_kernel(capture):
         pytest.fail("\n".join(lines), pytrace=False)
 
 
+@pytest.mark.parametrize("name", sorted(KERNEL_ALLOCATIONS_PIN))
+def test_virtio_mem_in_normal_differs_only_where_kernel_pages_pin(name):
+    """Every step matches until the resize to 0; there the kernel keeps
+    memory32 with subblocks its own allocations pin (outcome "short"), and
+    hotmem, without those allocations, unplugs everything."""
+    records = check_capture(ORACLE / f"{name}.tar.xz")
+    bad = [r for r in records if not r.ok]
+    assert bad and {r.step for r in bad} == {"06-resize-0"}
+    [out] = [r for r in bad if r.file == "outcome"]
+    assert "kernel short, hotmem ok" in out.detail
+    [state] = [r for r in bad if r.file == "state"]
+    assert "memory32/state: kernel 'online" in state.detail
+
+
 @pytest.mark.parametrize("capture", CAPTURES, ids=_name)
 def test_proc_layout_matches_kernel(capture):
     """Every step of every capture: the keys of each /proc/zoneinfo zone
@@ -88,6 +112,9 @@ def test_proc_layout_matches_kernel(capture):
     records = check_keys(capture)
     assert {r.file for r in records} == {"zoneinfo keys", "pagetypeinfo columns"}
     assert len(records) == 2 * len(json.loads(_manifest(capture))["steps"])
+    if _name(capture) in KERNEL_ALLOCATIONS_PIN:
+        # after the last resize hotmem's Normal zone is empty, the kernel's not
+        records = [r for r in records if r.step != "06-resize-0"]
     bad = [r.line() for r in records if not r.ok]
     assert not bad, "\n".join(bad[:5])
 
@@ -171,6 +198,8 @@ def test_default_skip_covers_only_memory32_chunks():
 
 
 def _capture_module():
+    # the driver modules (virtio_mem.py, dax_kmem.py) import capture.py by name
+    sys.path.insert(0, str(REPO / "tools" / "kernel-oracle"))
     spec = importlib.util.spec_from_file_location(
         "oracle_capture", REPO / "tools" / "kernel-oracle" / "capture.py")
     mod = importlib.util.module_from_spec(spec)
@@ -183,6 +212,15 @@ def test_toml_is_what_the_generator_writes(capture):
     """A re-capture reproduces the committed .toml (tools/kernel-oracle/capture.py)."""
     cap = _capture_module()
     name = _name(capture)
+    driver = cap.driver_of(name)
+    if driver is not None:
+        with tarfile.open(capture) as t:
+            files = {mb.name.split("/", 1)[1]: t.extractfile(mb).read() for mb in t if mb.isfile()}
+        manifest = json.loads(files["manifest.json"])
+        takes_files = len(inspect.signature(driver.scenario_toml).parameters) == 2
+        args = (manifest, files) if takes_files else (manifest,)
+        assert capture.with_name(name + ".toml").read_text() == driver.scenario_toml(*args)
+        return
     era, mom, scen = cap.parse_name(name)
     with tarfile.open(capture) as t:
         files = {m.name.split("/", 1)[1]: t.extractfile(m).read() for m in t if m.isfile()}
