@@ -69,6 +69,7 @@ def machine_report(m: MachineState, results: list["StepResult"] | None = None) -
         "zones": [zone_report(m, z) for nid in online_nodes(m) for z in m.zones
                   if z.nid == nid and z.configured],
         "memory_blocks": [block_report(m, int(b)) for b in m.present_blocks()],
+        "devices": [dev.report(m) for dev in m.devices.values()],
     }
     if results is not None:
         rep["steps"] = [step_report(r) for r in results]
@@ -141,4 +142,13 @@ def format_summary(m: MachineState, results: list["StepResult"] | None = None) -
                  f"{mm['self_hosted_vmemmap_pages'] * kb} kB on the memory itself, "
                  f"{mm['memmap_pages_in_boot_memory'] * kb} kB in boot memory")
     lines += [f"cross-block memmap: {m.design.format_hazard(h)}" for h in m.design.hazards(m)]
+    for dev in m.devices.values():
+        r = dev.report(m)
+        blocks = r["blocks"]
+        lines.append(f"device {r['name']} ({r['driver']}): plugged {int(r['plugged_size_bytes']) >> 20}"
+                     f" MiB in {len(blocks)} block(s) (group {r['group']}, {r['group_kind']}); "
+                     f"memmap {r['memmap_on_memory_pages']} pages on the memory, "
+                     f"{r['memmap_in_other_memory_pages']} elsewhere; "
+                     f"{r['page_offline_pages']} PageOffline pages")
+        lines += [f"  {n}" for n in r["notes"]]
     return "\n".join(lines)

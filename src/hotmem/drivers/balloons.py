@@ -55,14 +55,11 @@ class _Balloon(Device):
         end = self.start + -(-self.size // chunk) * chunk
         for base in range(self.start, end, chunk):
             try:
-                blocks = add_memory(m, base, chunk, self.nid, MHP_MERGE_RESOURCE, self.driver)
+                blocks = add_memory(m, base, chunk, self.nid, MHP_MERGE_RESOURCE, self.driver,
+                                    self.static_group(m, base, chunk))
             except HotplugError as err:
                 self.notes.append(f"hot-add at {base:#x} failed: {err}; no more hot-add")
                 break
-            for b in blocks:
-                g = m.group_of_block(b)
-                if g is not None:
-                    g.device = self
             added += blocks
         if not added:
             m.devices.pop(self.name, None)

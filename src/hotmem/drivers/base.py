@@ -89,6 +89,14 @@ class Device(ABC):
     def detach(self, m: MachineState) -> list[int]:
         """The device goes away (unbind, unplug, deconfigure); returns the blocks removed."""
 
+    def static_group(self, m: MachineState, start: int, size: int) -> MemoryGroup:
+        """A memory group of one add_memory() call carrying this device's
+        hooks (the drivers that register no group of their own: its
+        max_pages is the range, as auto-movable sees a group-less range)."""
+        ps = m.arch.page_shift
+        return MemoryGroup(m.next_gid, self.nid, start >> ps, 0, size >> ps,
+                           memmap_on_memory=False, driver=self.driver, device=self)
+
     # ---- hooks of the core
 
     def online_split(self, m: MachineState, blk: int, start: int,

@@ -41,11 +41,9 @@ class Dlpar(Device):
         m.devices[self.name] = self
         try:
             for base in range(self.start, self.start + self.size, mb):
-                [blk] = add_memory(m, base, mb, self.nid, flags, self.driver)
+                [blk] = add_memory(m, base, mb, self.nid, flags, self.driver,
+                                   self.static_group(m, base, mb))
                 added.append(blk)
-                g = m.group_of_block(blk)
-                if g is not None:
-                    g.device = self
                 if m.blk_state[blk] == MEM_OFFLINE:
                     online_block(m, blk, "online")   # dlpar_online_lmb()
         except HotplugError as err:
@@ -80,10 +78,8 @@ class Dlpar(Device):
                 # "Memory indexed-count-remove failed, adding any removed LMBs"
                 flags = MHP_MEMMAP_ON_MEMORY if m.kernel.at_least(6, 6) else MHP_NONE
                 for b, _ in removed:
-                    [nb] = add_memory(m, b * mb, mb, self.nid, flags, self.driver)
-                    g = m.group_of_block(nb)
-                    if g is not None:
-                        g.device = self
+                    [nb] = add_memory(m, b * mb, mb, self.nid, flags, self.driver,
+                                      self.static_group(m, b * mb, mb))
                     if m.blk_state[nb] == MEM_OFFLINE:
                         online_block(m, nb, "online")
                 raise err

@@ -68,10 +68,8 @@ class SclpStandby(Device):
         added: list[int] = []
         try:
             for blk in blocks:
-                added += add_memory(m, blk * mb, mb, self.nid, flags, self.driver)
-                g = m.group_of_block(blk)
-                if g is not None:
-                    g.device = self
+                added += add_memory(m, blk * mb, mb, self.nid, flags, self.driver,
+                                    self.static_group(m, blk * mb, mb))
                 self.configured[blk] = True
         except HotplugError:
             for blk in reversed(added):

@@ -425,7 +425,7 @@ class VirtioMem(Device):
                 states = [int(m.blk_state[b]) for b in blks]
                 if pass_ == 0 and any(s == MEM_ONLINE for s in states):
                     continue
-                if pass_ == 1 and any(s == MEM_ONLINE and
+                if pass_ == 1 and any(m.blk_state[b] == MEM_ONLINE and
                                       self._online_zone_state(m, b) != MOVABLE for b in blks):
                     continue
                 err = self._offline_remove_and_unplug_bb(m, bb_id, per)
