@@ -780,6 +780,19 @@ cdef class PageState:
             raise ValueError("free_by_rank: rank beyond the free pages of the range")
         return out
 
+    def first_free_block(self, int64_t s, int64_t e, int order):
+        """The lowest pfn of [s, e) heading a free block of exactly ``order``, or -1."""
+        self._check(s, e)
+        cdef int64_t h, r = -1
+        with nogil:
+            h = find_next_set(self.planes[P_HEAD], s, e)
+            while h < e:
+                if self.head_order(h) == order:
+                    r = h
+                    break
+                h = find_next_set(self.planes[P_HEAD], h + 1, e)
+        return r
+
     def free_blocks(self, int64_t s, int64_t e):
         """(pfn, order) of the free blocks whose head is in [s, e), as two arrays."""
         self._check(s, e)

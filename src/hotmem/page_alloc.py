@@ -434,23 +434,27 @@ def alloc_memmap(m: MachineState, nr_chunks: int, chunk: int, nid: int) -> np.nd
         if not remaining:
             break
         budget = usable_free_pages(m, z, ZONE_NORMAL)
+        # which orders the zone has free blocks of (isolated ones aside)
+        have = m.pages.nr_free[z.zid].sum(axis=0) - m.pages.nr_free[z.zid][MIGRATE_ISOLATE]
         for s, e in zone_runs(m, z):
-            if not remaining or budget < chunk:
-                break
-            heads, orders = m.pages.free_blocks(s, e)
-            big = orders >= order
-            # smallest order first, then lowest pfn
-            idx = np.lexsort((heads[big], orders[big]))
-            for h, o in zip(heads[big][idx], orders[big][idx]):
-                h, o = int(h), int(o)
-                for k in range(1 << (o - order)):
-                    if not remaining or budget < chunk:
+            # smallest order first, then lowest pfn; each block taken whole
+            for o in range(order, m.arch.max_page_order + 1):
+                if not have[o]:
+                    continue
+                pos = s
+                while remaining and budget >= chunk:
+                    h = m.pages.first_free_block(pos, e, o)
+                    if h < 0:
                         break
-                    pfn = h + k * chunk
-                    m.pages.take_range(pfn, pfn + chunk)
-                    out.append(np.arange(pfn, pfn + chunk, dtype=np.int64))
-                    budget -= chunk
-                    remaining -= 1
+                    for k in range(1 << (o - order)):
+                        if not remaining or budget < chunk:
+                            break
+                        pfn = h + k * chunk
+                        m.pages.take_range(pfn, pfn + chunk)
+                        out.append(np.arange(pfn, pfn + chunk, dtype=np.int64))
+                        budget -= chunk
+                        remaining -= 1
+                    pos = h + (1 << o)
     pfns = np.concatenate(out) if out else np.zeros(0, np.int64)
     if remaining:
         # no block of that order left: base pages (vmemmap_populate_basepages)

@@ -413,6 +413,10 @@ class RefPageState:
             raise ValueError("free_by_rank: rank beyond the free pages of the range")
         return np.array([free[int(r)] for r in ranks], dtype=np.int64)
 
+    def first_free_block(self, s: int, e: int, order: int) -> int:
+        self._check(s, e)
+        return min((h for h, o in self.heads.items() if s <= h < e and o == order), default=-1)
+
     def free_blocks(self, s: int,
                     e: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int8]]:
         hs = sorted(h for h in self.heads if s <= h < e)

@@ -119,6 +119,7 @@ class VirtioMem(Device):
         self.last_id = (self.start + self.size) // self.unit - 1
         self.next_id = self.first_id
         self.state: dict[int, str] = {}
+        self.members: dict[str, set[int]] = {}
         self.sb_plugged: dict[int, np.ndarray] = {}
         # memory_group_register_dynamic(nid, unit_pages)
         pages = self.unit >> m.arch.page_shift
@@ -191,10 +192,18 @@ class VirtioMem(Device):
             self.offline_size -= size
             raise
 
-    # ---- SBM
+    def _mark(self, block_id: int, st: str) -> None:
+        """Set the state of a memory (SBM) or big (BBM) block."""
+        old = self.state.get(block_id)
+        if old is not None:
+            self.members[old].discard(block_id)
+        self.state[block_id] = st
+        self.members.setdefault(st, set()).add(block_id)
 
-    def _blk(self, mb_id: int) -> int:
-        return mb_id
+    def _in_state(self, st: str, reverse: bool = False) -> list[int]:
+        return sorted(self.members.get(st, ()), reverse=reverse)
+
+    # ---- SBM
 
     def _sb_range(self, m: MachineState, mb_id: int, first_sb: int, n: int) -> tuple[int, int]:
         sb_pages = self.sb_size >> m.arch.page_shift
@@ -213,21 +222,21 @@ class VirtioMem(Device):
             base = self._online_zone_state(m, mb_id)
         else:
             base = OFFLINE
-        self.state[mb_id] = base if full else base + "_partial"
+        self._mark(mb_id, base if full else base + "_partial")
 
     def _plug_sbm(self, m: MachineState, diff: int) -> HotplugError | None:
         nb_sb = diff // self.sb_size
         # 1. partially plugged blocks already added
         for st in PLUG_ORDER:
-            for mb_id in sorted(b for b, s in self.state.items() if s == st):
+            for mb_id in self._in_state(st):
                 if not nb_sb:
                     return None
                 nb_sb = self._plug_any_sb(m, mb_id, nb_sb)
         # 2. unused blocks (removed before), then 3. new blocks, ascending
         while nb_sb:
-            unused = sorted(b for b, s in self.state.items() if s == UNUSED)
+            unused = self.members.get(UNUSED)
             if unused:
-                mb_id = unused[0]
+                mb_id = min(unused)
             elif self.next_id <= self.last_id:
                 mb_id = self.next_id
             else:
@@ -241,7 +250,7 @@ class VirtioMem(Device):
             plugged = np.zeros(self.sbs_per_mb, dtype=bool)
             plugged[:count] = True
             self.sb_plugged[mb_id] = plugged
-            self.state[mb_id] = OFFLINE if count == self.sbs_per_mb else OFFLINE_PARTIAL
+            self._mark(mb_id, OFFLINE if count == self.sbs_per_mb else OFFLINE_PARTIAL)
             if mb_id == self.next_id:
                 self.next_id += 1
             self.plugged += count * self.sb_size
@@ -250,7 +259,7 @@ class VirtioMem(Device):
             except HotplugError as err:
                 # unplug again: the block stays unused
                 self.plugged -= count * self.sb_size
-                self.state[mb_id] = UNUSED
+                self._mark(mb_id, UNUSED)
                 self.sb_plugged[mb_id][:] = False
                 return err
             nb_sb -= count
@@ -304,7 +313,7 @@ class VirtioMem(Device):
         for st in UNPLUG_ORDER:
             if st in (MOVABLE_PARTIAL, KERNEL_PARTIAL, MOVABLE, KERNEL) and not self.unplug_online:
                 break
-            for mb_id in sorted((b for b, s in self.state.items() if s == st), reverse=True):
+            for mb_id in self._in_state(st, reverse=True):
                 if not nb_sb:
                     return None
                 if self.state[mb_id] != st:
@@ -332,11 +341,11 @@ class VirtioMem(Device):
                 self.plugged -= self.sb_size
                 nb_sb -= 1
         if not plugged.any():
-            self.state[mb_id] = UNUSED
+            self._mark(mb_id, UNUSED)
             remove_memory(m, mb_id * m.block_size, m.block_size)
             self.offline_size -= m.block_size
         else:
-            self.state[mb_id] = OFFLINE_PARTIAL
+            self._mark(mb_id, OFFLINE_PARTIAL)
         return nb_sb
 
     def _unplug_online(self, m: MachineState,
@@ -376,7 +385,7 @@ class VirtioMem(Device):
             try:
                 offline_and_remove_memory(m, mb_id * m.block_size, m.block_size)
                 self.offline_size -= m.block_size
-                self.state[mb_id] = UNUSED
+                self._mark(mb_id, UNUSED)
             except HotplugError as e3:
                 self.notes.append(f"memory{mb_id} fully unplugged but not removed: {e3}")
                 return nb_sb, HotplugError("EBUSY", str(e3), block=mb_id)
@@ -388,9 +397,9 @@ class VirtioMem(Device):
         nb_bb = diff // self.unit
         per = self.unit // m.block_size
         while nb_bb:
-            unused = sorted(b for b, s in self.state.items() if s == UNUSED)
+            unused = self.members.get(UNUSED)
             if unused:
-                bb_id = unused[0]
+                bb_id = min(unused)
             elif self.next_id <= self.last_id:
                 bb_id = self.next_id
             else:
@@ -399,7 +408,7 @@ class VirtioMem(Device):
                 return HotplugError("ENOSPC", f"device {self.name}: {self.offline_size >> 20} MiB "
                                     "added but offline; adding more would pass the "
                                     f"offline_threshold ({self.offline_threshold >> 20} MiB)")
-            self.state[bb_id] = BB_ADDED
+            self._mark(bb_id, BB_ADDED)
             if bb_id == self.next_id:
                 self.next_id += 1
             self.plugged += self.unit
@@ -407,7 +416,7 @@ class VirtioMem(Device):
                 self._add(m, bb_id * per, per)
             except HotplugError as err:
                 self.plugged -= self.unit
-                self.state[bb_id] = UNUSED
+                self._mark(bb_id, UNUSED)
                 return err
             nb_bb -= 1
         return None
@@ -417,8 +426,7 @@ class VirtioMem(Device):
         per = self.unit // m.block_size
         busy = False
         for pass_ in range(3):
-            for bb_id in sorted((b for b, s in self.state.items() if s == BB_ADDED),
-                                reverse=True):
+            for bb_id in self._in_state(BB_ADDED, reverse=True):
                 if not nb_bb:
                     return None
                 blks = range(bb_id * per, (bb_id + 1) * per)
@@ -442,7 +450,7 @@ class VirtioMem(Device):
 
     def _offline_remove_and_unplug_bb(self, m: MachineState, bb_id: int,
                                       per: int) -> HotplugError | None:
-        self.state[bb_id] = BB_FAKE_OFFLINE
+        self._mark(bb_id, BB_FAKE_OFFLINE)
         taken: list[tuple[int, int, int]] = []
         pps = m.arch.pages_per_section
         err: HotplugError | None = None
@@ -467,9 +475,9 @@ class VirtioMem(Device):
             for b, s, e in taken:
                 if m.blk_state[b] == MEM_ONLINE:
                     self._fake_online(m, b, s, e)
-            self.state[bb_id] = BB_ADDED
+            self._mark(bb_id, BB_ADDED)
             return err
-        self.state[bb_id] = UNUSED
+        self._mark(bb_id, UNUSED)
         self.plugged -= self.unit
         return None
 
