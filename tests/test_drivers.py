@@ -382,3 +382,24 @@ def test_xen_balloon_pages_go_to_the_balloon():
     assert e.value.errno == "EBUSY"
     with pytest.raises(ConfigError, match="not modelled"):
         m.resize("xen", 0)
+
+
+@pytest.mark.parametrize("kernel,mom,result", [("6.12", True, "ok"), ("7.3", True, "EPERM"),
+                                               ("7.3", False, "ok")])
+def test_arm64_rejects_offline_splitting_a_vmemmap_leaf(kernel, mom, result):
+    """arm64 7.3.4 (tests/data/oracle/arm64-7.3-mom1-kmem): with the memmap on
+    the block, the offlined range starts 512 pages in, inside a 2 MiB leaf of
+    the vmemmap, and the arch notifier refuses it; 6.12.117 has no such check."""
+    m = Machine("arm64-4k", kernel=kernel, boot_memory="2G", memmap_on_memory="y")
+    m.attach({"name": "dax0.0", "driver": "dax-kmem", "start": "0xc8000000", "size": "128M",
+              "memmap_on_memory": mom})
+    m.online(25, "online_movable")
+    before = m.snapshot()
+    if result == "ok":
+        m.offline(25)
+        return
+    with pytest.raises(HotplugError) as e:
+        m.offline(25)
+    assert e.value.errno == "EPERM" and "[c8200000 d0000000] splits a leaf" in e.value.message
+    from conftest import snapshots_equal
+    assert snapshots_equal(before, m.snapshot()) == []

@@ -52,6 +52,10 @@ class Arch:
     swiotlb: int = 0
     # the 2018 RFC's arch_add_memory keeps MHP_MEMMAP_FROM_RANGE (s390 clears it)
     memmap_from_range: bool = True
+    # first release whose MEM_GOING_OFFLINE notifier refuses (EPERM) an offline
+    # whose range splits a leaf mapping of the vmemmap (arm64, "Reject memory
+    # removal that splits a kernel leaf mapping"; seen in 7.3.4, not in 6.12.117)
+    rejects_vmemmap_leaf_split_since: tuple[int, int] | None = None
     notes: tuple[str, ...] = field(default=())
 
     # ---- derived geometry
@@ -149,7 +153,7 @@ _register(Arch(
     memmap_on_memory_since=(5, 13), memmap_hook="pmd",
     zones=(ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, ZONE_DEVICE),
     zone_limits=((ZONE_DMA, 4 * GiB), (ZONE_DMA32, 4 * GiB)),
-    ram_base=1 * GiB, max_physmem_bits=48,
+    ram_base=1 * GiB, max_physmem_bits=48, rejects_vmemmap_leaf_split_since=(7, 3),
     notes=("SECTION_SIZE_BITS is 27 since 5.12 (30 before)",
            "ZONE_DMA taken as the low 4 GiB (zone_dma_bits = 32, no firmware limit)"),
 ))

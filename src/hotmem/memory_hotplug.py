@@ -13,17 +13,42 @@ from __future__ import annotations
 import numpy as np
 
 from .arch import Arch
-from .constants import (FREE_STRATEGIES, GiB, MEM_OFFLINE, MEM_ONLINE, MHP_MEMMAP_ON_MEMORY,
-                        MIGRATE_MOVABLE, MMOP_OFFLINE, MMOP_ONLINE_KERNEL, MMOP_ONLINE_MOVABLE,
-                        ONLINE_TYPES, P_BUDDY, P_DIRTY, P_OFFLINE, P_UNMOVABLE, P_VMEMMAP,
-                        ZONE_MOVABLE, ZONE_NORMAL, IntArray)
+from .constants import (
+    FREE_STRATEGIES,
+    MEM_OFFLINE,
+    MEM_ONLINE,
+    MHP_MEMMAP_ON_MEMORY,
+    MIGRATE_MOVABLE,
+    MMOP_OFFLINE,
+    MMOP_ONLINE_KERNEL,
+    MMOP_ONLINE_MOVABLE,
+    ONLINE_TYPES,
+    P_BUDDY,
+    P_DIRTY,
+    P_OFFLINE,
+    P_UNMOVABLE,
+    P_VMEMMAP,
+    ZONE_MOVABLE,
+    ZONE_NORMAL,
+    GiB,
+    IntArray,
+)
 from .errors import ConfigError, HotplugError
 from .kernel import Kernel
 from .mmzone import Zone
-from .page_alloc import (alloc_memmap, init_per_zone_wmark_min, memmap_chunks_needed,
-                         migration_room, migration_targets)
-from .page_isolation import (start_isolate_page_range, test_pages_isolated,
-                             undo_isolate_page_range, unmovable_page)
+from .page_alloc import (
+    alloc_memmap,
+    init_per_zone_wmark_min,
+    memmap_chunks_needed,
+    migration_room,
+    migration_targets,
+)
+from .page_isolation import (
+    start_isolate_page_range,
+    test_pages_isolated,
+    undo_isolate_page_range,
+    unmovable_page,
+)
 from .sparse import memmap_units, online_mem_sections, sparse_add_sections, vmemmap_pages_per_block
 from .state import MachineState, MemoryGroup
 from .units import parse_addr, parse_size
@@ -458,6 +483,16 @@ def offline_precheck(m: MachineState, blk: int, start: int, end: int,
     if p.pageblock(start)[2] != zid or p.pageblock(end - 1)[2] != zid:
         return HotplugError("EINVAL", f"memory offlining {rng} failed due to multizone range",
                             block=blk)
+    since = m.arch.rejects_vmemmap_leaf_split_since
+    if since is not None and m.kernel.at_least(*since):
+        # arm64 prevent_memory_remove_notifier(): the struct pages of the range
+        # must start and end on a leaf of the vmemmap mapping
+        leaf = m.arch.vmemmap_chunk_pages << m.arch.page_shift
+        a = m.arch.struct_page_size
+        if (start * a) % leaf or (end * a) % leaf:
+            return HotplugError("EPERM", f"[{m.addr(start):x} {m.addr(end):x}] splits a leaf "
+                                "entry in vmemmap: the MEM_GOING_OFFLINE notifier refuses the "
+                                f"offline of memory{blk}", block=blk)
     # start_isolate_page_range(): an unmovable page fails the isolation
     bad = unmovable_page(m, zone, start, end, skip_vmemmap)
     if bad >= 0:
