@@ -403,3 +403,43 @@ def test_arm64_rejects_offline_splitting_a_vmemmap_leaf(kernel, mom, result):
     assert e.value.errno == "EPERM" and "[c8200000 d0000000] splits a leaf" in e.value.message
     from conftest import snapshots_equal
     assert snapshots_equal(before, m.snapshot()) == []
+
+
+def test_dax_memmap_on_memory_attribute_writes():
+    """drivers/dax/bus.c memmap_on_memory_store(): a write before binding sets
+    what the bind uses; a change while bound is EBUSY; 16K pages refuse 1."""
+    sc = loads_scenario('''
+[machine]
+arch = "arm64-4k"
+kernel = "6.12"
+boot_memory = "2G"
+memmap_on_memory = "y"
+on_error = "continue"
+[[device]]
+name = "dax0.0"
+driver = "dax-kmem"
+start = "0xc0200000"
+size = "0x3fe00000"
+[[step]]
+op = "set"
+device = "dax0.0"
+key = "memmap_on_memory"
+value = true
+[[step]]
+op = "attach"
+device = "dax0.0"
+[[step]]
+op = "set"
+device = "dax0.0"
+key = "memmap_on_memory"
+value = false
+''')
+    m, res = run_scenario(sc)
+    assert [r.result for r in res] == ["ok", "ok", "EBUSY"]
+    assert res[1].blocks == list(range(25, 32)) and m.nr_vmemmap_pages(25) == 512
+    assert sc.devices["dax0.0"].get("memmap_on_memory") is None    # the scenario is unchanged
+    k16 = Machine("arm64-16k", kernel="6.12", boot_memory="2G", memmap_on_memory="y")
+    with pytest.raises(HotplugError) as e:
+        k16.attach({"name": "d", "driver": "dax-kmem", "start": "0xc2000000", "size": "992M",
+                    "memmap_on_memory": True})
+    assert e.value.errno == "EOPNOTSUPP"

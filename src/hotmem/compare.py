@@ -1,7 +1,8 @@
 """One scenario under several designs, side by side."""
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TypedDict
 
 import numpy as np
 
@@ -11,10 +12,46 @@ from .designs.base import Design
 from .errors import ConfigError
 from .machine import Machine
 from .page_alloc import zone_nr_free_pages
-from .report import machine_report, memmap_summary
+from .report import MachineReport, machine_report, memmap_summary
 from .scenario import Scenario, StepResult, run_scenario
+from .state import Hazard
 
 Runs = dict[str, tuple[Machine, list[StepResult]]]
+
+
+class HotZone(TypedDict):
+    spanned_pages: int
+    present_pages: int
+    managed_pages: int
+    nr_free_pages: int
+
+
+class Metrics(TypedDict):
+    """What ``hotmem compare`` sets side by side, per design."""
+
+    design: str
+    kernel: str
+    self_hosted_vmemmap_pages: int
+    vmemmap_pages_by_block: dict[str, int]
+    blocks_all_memmap: list[int]
+    memmap_pages_in_boot_memory: int
+    hot_zones: dict[str, HotZone]
+    hot_present_pages: int
+    hot_managed_pages: int
+    totalram_pages: int
+    free_blocks_per_order: list[int]
+    offlinable_blocks: int
+    offlinable_block_ids: list[int]
+    busy_blocks: list[int]
+    offlinable_holding_foreign_memmap: list[int]
+    cross_block_dependencies: list[Hazard]
+    blocks_with_memmap_elsewhere: list[int]
+    misaligned_free_blocks: dict[str, list[tuple[int, int]]]
+
+
+class CompareEntry(TypedDict):
+    metrics: Metrics
+    report: MachineReport
 
 
 def design_overrides(sc: Scenario, design: str | Design) -> dict[str, object]:
@@ -29,15 +66,18 @@ def compare(sc: Scenario, names: list[str]) -> Runs:
     if not names:
         raise ConfigError("compare: no designs given")
     overrides = {n: design_overrides(sc, n) for n in names}   # all checked before any run
-    return {n: run_scenario(sc, **overrides[n]) for n in names}
+    return {n: run_scenario(sc, machine=None, on_step=None, **overrides[n]) for n in names}
 
 
 def offlinable_blocks(m: Machine) -> tuple[list[int], list[int]]:
     """Online hot-added blocks that an offline would accept / refuse right now."""
-    ok, refused = [], []
+    ok: list[int] = []
+    refused: list[int] = []
     for blk in np.flatnonzero((m.blk_state == MEM_ONLINE) & ~m.blk_early):
         (ok if m.design.offline_check(m, int(blk)) is None else refused).append(int(blk))
     return ok, refused
+
+
 def where_summary(by_block: dict[int, int], block_pages: int) -> str:
     """Where the vmemmap pages sit, short: "32:32768 33:8192" or "80x512 own"."""
     if not by_block:
@@ -48,14 +88,14 @@ def where_summary(by_block: dict[int, int], block_pages: int) -> str:
     return " ".join(f"{b}:{n}" for b, n in by_block.items())
 
 
-def dependency_summary(deps: list[dict]) -> str:
+def dependency_summary(deps: list[Hazard]) -> str:
     """Holders -> dependent blocks, short: "32>63 33>16"."""
     if not deps:
         return "none"
     return " ".join(f"{d['holder']}>{len(d['dependents'])}" for d in deps)
 
 
-def metrics(m: Machine) -> dict[str, Any]:
+def metrics(m: Machine) -> Metrics:
     hot = [z for z in m.zones if z.present_pages and not z.present_early_pages]
     mm = memmap_summary(m)
     ok, refused = offlinable_blocks(m)
@@ -89,18 +129,18 @@ def metrics(m: Machine) -> dict[str, Any]:
     }
 
 
-def compare_report(runs: Runs) -> dict[str, Any]:
+def compare_report(runs: Runs) -> dict[str, CompareEntry]:
     return {name: {"metrics": metrics(m), "report": machine_report(m, res)}
             for name, (m, res) in runs.items()}
 
 
 def format_compare(runs: Runs) -> str:
     names = list(runs)
-    table: list[tuple[str, list]] = []
+    table: list[tuple[str, list[object]]] = []
     steps = max(len(res) for _, res in runs.values())
     for i in range(steps):
-        label = None
-        cells = []
+        label = ""   # every step index is reached by at least one design
+        cells: list[object] = []
         for n in names:
             res = runs[n][1]
             if i < len(res):
@@ -117,7 +157,7 @@ def format_compare(runs: Runs) -> str:
     # when a design that can place it there is among them
     rfc = any(runs[n][0].design.has_cross_block_memmap for n in names)
 
-    def row(label, fn, rfc_only=False):
+    def row(label: str, fn: Callable[[str], object], rfc_only: bool = False) -> None:
         if rfc or not rfc_only:
             table.append((label, [fn(n) for n in names]))
     row("memmap on hot-added memory (kB)", lambda n: mets[n]["self_hosted_vmemmap_pages"] * kb[n])
@@ -142,10 +182,14 @@ def format_compare(runs: Runs) -> str:
     row("misaligned buddy blocks (online)", lambda n: sum(
         len(c) for c in mets[n]["misaligned_free_blocks"].values()), rfc_only=True)
     row("max-order free blocks", lambda n: mets[n]["free_blocks_per_order"][-1])
+
+    def free_of_order(o: int) -> Callable[[str], object]:
+        def cell(n: str) -> object:
+            per_order = mets[n]["free_blocks_per_order"]
+            return per_order[o] if o < len(per_order) else "-"
+        return cell
     for order in range(max(len(mets[n]["free_blocks_per_order"]) for n in names)):
-        row(f"free blocks of order {order}", lambda n, o=order: (
-            mets[n]["free_blocks_per_order"][o] if o < len(mets[n]["free_blocks_per_order"])
-            else "-"))
+        row(f"free blocks of order {order}", free_of_order(order))
     # columns as wide as the widest cell (at least 14)
     w = max(14, *(len(n) + 2 for n in names), *(len(str(c)) + 2 for _, cs in table for c in cs))
     out = [f"{'':<36}" + "".join(f"{n:>{w}}" for n in names)]

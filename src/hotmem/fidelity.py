@@ -118,7 +118,7 @@ class Capture:
     source: str = ""
 
     @classmethod
-    def load(cls, path: str | Path) -> "Capture":
+    def load(cls, path: str | Path) -> Capture:
         path = Path(path)
         name = path.name.removesuffix(".tar.xz")
         files: dict[str, bytes] = {}
@@ -287,7 +287,7 @@ def held_chunks(start: int, values: np.ndarray, chunk: int,
     return {int(p) // chunk * chunk for p in start + np.flatnonzero(_held(values, online))}
 
 
-def capture_online(cap: "Capture", step: str) -> np.ndarray:
+def capture_online(cap: Capture, step: str) -> np.ndarray:
     """Which pfns of the capture's range are in a block whose sysfs ``state``
     reads "online" in ``step``."""
     rs, re_ = cap.manifest["range_start_pfn"], cap.manifest["range_end_pfn"]
@@ -361,7 +361,7 @@ def _zone_free_blocks(m: Machine, zname: str, skip: Skip | None):
     if z.is_empty():
         return per_order, per_type
     heads, ords = m.pages.free_blocks(z.zone_start_pfn, z.zone_end_pfn)
-    for h, o in zip(heads.tolist(), ords.tolist()):
+    for h, o in zip(heads.tolist(), ords.tolist(), strict=True):
         if m.pages.pageblock(h)[2] != z.zid or (skip and skip.contains(h)):
             continue
         mt, iso, _ = m.pages.pageblock(h)
@@ -581,7 +581,11 @@ def _hotmem_outcome(results: list[StepResult], block: int | None) -> tuple[str, 
 
 def cmp_outcome(kstep: dict, results: list[StepResult]):
     if not results:
-        return True, "", "no hotmem step (state before the first step)"
+        # a capture step no scenario step maps to does nothing to memory
+        if kstep["result"] != "ok":
+            return (False, f"{kstep['op']}: kernel {kstep['result']}, and no scenario step "
+                    "maps to this capture step", "")
+        return True, "", "no hotmem step (nothing changes memory here)"
     hot, msg = _hotmem_outcome(results, kstep.get("block"))
     if hot != kstep["result"]:
         return (False, f"{kstep['op']} {'memory' + str(kstep['block']) if kstep.get('block') is not None else ''}: "

@@ -14,11 +14,16 @@ from .drivers.base import Device, Driver
 from .errors import HotplugError
 from .kernel import DEFAULT_KERNEL, Kernel
 from .memblock import boot
-from .memory import online_blocks, offline_blocks
+from .memory import offline_blocks, online_blocks
 from .memory_hotplug import offline_block, online_block, remove_memory
 from .mmzone import Zone
-from .page_alloc import (alloc_pages, free_allocated, init_per_zone_wmark_min, lowmem_reserve,
-                         zone_nr_free_pages)
+from .page_alloc import (
+    alloc_pages,
+    free_allocated,
+    init_per_zone_wmark_min,
+    lowmem_reserve,
+    zone_nr_free_pages,
+)
 from .state import MachineState
 from .units import parse_size
 
@@ -118,6 +123,10 @@ class Machine(MachineState):
         """A new requested size for a device (virtio-mem requested_size, a
         balloon's target); returns the blocks added or removed."""
         return self.device(name).resize(self, parse_size(size, "size"))
+
+    def set(self, name: str, key: str, value: object) -> None:
+        """A write to a device attribute (dax's memmap_on_memory, ...)."""
+        self.device(name).set(self, key, value)
 
     def detach(self, name: str) -> list[int]:
         """The device goes away through its driver; returns the blocks removed."""

@@ -13,8 +13,17 @@ from collections.abc import Callable
 import numpy as np
 
 from .arch import Arch
-from .constants import (GiB, MIGRATE_MOVABLE, MEM_ONLINE, P_RESERVED, SECTION_HAS_MEM_MAP,
-                        SECTION_IS_EARLY, SECTION_IS_ONLINE, SECTION_MARKED_PRESENT, ZONE_NORMAL)
+from .constants import (
+    MEM_ONLINE,
+    MIGRATE_MOVABLE,
+    P_RESERVED,
+    SECTION_HAS_MEM_MAP,
+    SECTION_IS_EARLY,
+    SECTION_IS_ONLINE,
+    SECTION_MARKED_PRESENT,
+    ZONE_NORMAL,
+    GiB,
+)
 from .errors import ConfigError
 from .page_alloc import init_per_zone_wmark_min
 from .state import MachineState

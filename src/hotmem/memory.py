@@ -8,12 +8,27 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from .constants import (FREE_STRATEGIES, MEM_OFFLINE, MEM_ONLINE, MMOP_ONLINE,
-                        MMOP_ONLINE_KERNEL, MMOP_ONLINE_MOVABLE, P_BUDDY, SECTION_IS_ONLINE,
-                        ZONE_MOVABLE, IntArray)
+from .constants import (
+    FREE_STRATEGIES,
+    MEM_OFFLINE,
+    MEM_ONLINE,
+    MMOP_ONLINE,
+    MMOP_ONLINE_KERNEL,
+    MMOP_ONLINE_MOVABLE,
+    P_BUDDY,
+    SECTION_IS_ONLINE,
+    ZONE_MOVABLE,
+    IntArray,
+)
 from .errors import HotplugError
-from .memory_hotplug import (check_block, check_online_type, default_kernel_zone_for_pfn,
-                             offline_block, online_block, shrink_zone_span)
+from .memory_hotplug import (
+    check_block,
+    check_online_type,
+    default_kernel_zone_for_pfn,
+    offline_block,
+    online_block,
+    shrink_zone_span,
+)
 from .mmzone import Zone
 from .page_alloc import init_per_zone_wmark_min
 from .state import MachineState
@@ -70,7 +85,7 @@ def _wmark_steps(m: MachineState, zone: Zone, managed0: int, present0: int, per_
 
 def _group_present(m: MachineState, blocks: IntArray, zone: Zone, pages_per_block: int) -> None:
     gids, counts = np.unique(m.blk_group[blocks], return_counts=True)
-    for gid, c in zip(gids.tolist(), counts.tolist()):
+    for gid, c in zip(gids.tolist(), counts.tolist(), strict=True):
         g = m.groups.get(gid)
         if g is None:
             continue

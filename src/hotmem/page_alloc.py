@@ -19,13 +19,33 @@ from collections import deque
 from math import isqrt
 
 import numpy as np
-import numpy.typing as npt
 
-from .constants import (ALLOC_KINDS, LOWMEM_RESERVE_RATIO, MAX_NR_ZONES, MIGRATE_ISOLATE,
-                        MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, P_BUDDY,
-                        P_OFFLINE, P_RESERVED, P_UNMOVABLE, P_VMEMMAP, PB_ISOLATE, PB_MIGRATETYPE_MASK, PLACEMENTS, ZONE_DEVICE,
-                        ZONE_DMA, ZONE_DMA32, ZONE_MOVABLE, ZONE_NORMAL, IntArray,
-                        pages_in_free_area)
+from .constants import (
+    ALLOC_KINDS,
+    LOWMEM_RESERVE_RATIO,
+    MAX_NR_ZONES,
+    MIGRATE_ISOLATE,
+    MIGRATE_MOVABLE,
+    MIGRATE_RECLAIMABLE,
+    MIGRATE_UNMOVABLE,
+    P_BUDDY,
+    P_OFFLINE,
+    P_RESERVED,
+    P_UNMOVABLE,
+    P_VMEMMAP,
+    PB_ISOLATE,
+    PB_MIGRATETYPE_MASK,
+    PLACEMENTS,
+    ZONE_DEVICE,
+    ZONE_DMA,
+    ZONE_DMA32,
+    ZONE_MOVABLE,
+    ZONE_NORMAL,
+    AllocKind,
+    IntArray,
+    Placement,
+    pages_in_free_area,
+)
 from .errors import ConfigError, HotplugError
 from .mmzone import Zone
 from .state import MachineState
@@ -137,7 +157,7 @@ FALLBACKS = {MIGRATE_UNMOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_MOVABLE),
              MIGRATE_MOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE)}
 
 
-def zonelist(m: MachineState, nid: int, kind: str) -> list[Zone]:
+def zonelist(m: MachineState, nid: int, kind: AllocKind) -> list[Zone]:
     """The node's zones from the highest usable one down (GFP_HIGHUSER_MOVABLE
     may use ZONE_MOVABLE; GFP_KERNEL stops at ZONE_NORMAL), then other nodes."""
     top = ZONE_MOVABLE if kind == "movable" else ZONE_NORMAL
@@ -158,7 +178,8 @@ def zone_runs(m: MachineState, zone: Zone) -> list[tuple[int, int]]:
     if not ok.any():
         return []
     edges = np.flatnonzero(np.diff(np.concatenate(([False], ok, [False])).astype(np.int8)))
-    return [(s + (int(a) << pbo), s + (int(b) << pbo)) for a, b in zip(edges[::2], edges[1::2])]
+    return [(s + (int(a) << pbo), s + (int(b) << pbo))
+            for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
 def usable_free_pages(m: MachineState, zone: Zone, highest_zone: int, withheld: int = 0) -> int:
@@ -170,23 +191,29 @@ def usable_free_pages(m: MachineState, zone: Zone, highest_zone: int, withheld: 
     return max(free - zone.wmark_min - reserve, 0)
 
 
-def _pick_pfns(m: MachineState, runs: list[tuple[int, int]], n: int, placement: str,
-               rng: np.random.Generator | None) -> np.ndarray:
+def _pick_lowest(m: MachineState, runs: list[tuple[int, int]], n: int) -> IntArray:
+    """The n lowest free pfns of the runs."""
     p = m.pages
-    if placement == "lowest":
-        out, need = [], n
-        for s, e in runs:
-            got = p.first_free(s, e, need)
-            out.append(got)
-            need -= len(got)
-            if not need:
-                break
-        return np.concatenate(out) if out else np.zeros(0, np.int64)
+    out: list[IntArray] = []
+    need = n
+    for s, e in runs:
+        got = p.first_free(s, e, need)
+        out.append(got)
+        need -= len(got)
+        if not need:
+            break
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+def _pick_random(m: MachineState, runs: list[tuple[int, int]], n: int,
+                 rng: np.random.Generator) -> IntArray:
+    """n free pfns of the runs, uniformly at random."""
+    p = m.pages
     counts = np.array([p.count(P_BUDDY, s, e) for s, e in runs], dtype=np.int64)
     total = int(counts.sum())
     ranks = np.sort(rng.choice(total, size=n, replace=False)).astype(np.int64)
     bounds = np.concatenate(([0], np.cumsum(counts)))
-    out = []
+    out: list[IntArray] = []
     for i, (s, e) in enumerate(runs):
         lo, hi = np.searchsorted(ranks, [bounds[i], bounds[i + 1]])
         if hi > lo:
@@ -194,7 +221,7 @@ def _pick_pfns(m: MachineState, runs: list[tuple[int, int]], n: int, placement: 
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
-def _claim_pageblocks(m: MachineState, pfns: np.ndarray) -> None:
+def _claim_pageblocks(m: MachineState, pfns: IntArray) -> None:
     """An unmovable allocation from a MOVABLE pageblock claims the pageblock
     (try_to_claim_block on a mostly free block): it becomes MIGRATE_UNMOVABLE."""
     pbo = m.arch.pageblock_order
@@ -205,18 +232,20 @@ def _claim_pageblocks(m: MachineState, pfns: np.ndarray) -> None:
             m.pages.set_migratetype(s, s + (1 << pbo), MIGRATE_UNMOVABLE)
 
 
-def _kernel_pick(m: MachineState, z: Zone, n: int, kind: str):
+def _kernel_pick(m: MachineState, z: Zone, n: int,
+                 kind: AllocKind) -> tuple[IntArray, list[tuple[int, int, int]]]:
     """n order-0 allocations of ``kind`` from zone z as __rmqueue() makes them.
     Returns (pfns, claims): the pages, and the pageblock ranges whose type the
     fallback steals changed, as (start, end, migratetype)."""
     want = MIGRATE_UNMOVABLE if kind == "unmovable" else MIGRATE_MOVABLE
     pbo, maxo = m.arch.pageblock_order, m.arch.max_page_order
-    lists = {mt: [deque() for _ in range(maxo + 1)] for mt in range(4)}
+    lists: dict[int, list[deque[int]]] = {mt: [deque() for _ in range(maxo + 1)]
+                                          for mt in range(4)}
     where: dict[int, tuple[int, int]] = {}
     for s, e in zone_runs(m, z):
         heads, orders = m.pages.free_blocks(s, e)
         mts, _ = m.pages.pageblock_bytes(s, e)
-        for h, o in zip(heads.tolist(), orders.tolist()):
+        for h, o in zip(heads.tolist(), orders.tolist(), strict=True):
             mt = int(mts[(h - s) >> pbo]) & PB_MIGRATETYPE_MASK
             lists[mt][o].append(h)
             where[h] = (mt, o)
@@ -274,11 +303,11 @@ def _kernel_pick(m: MachineState, z: Zone, n: int, kind: str):
     return np.array(out, dtype=np.int64), claims
 
 
-def _take(m: MachineState, zones: list[Zone], n: int, kind: str, placement: str,
-          seed: int, highest_zone: int) -> np.ndarray:
+def _take(m: MachineState, zones: list[Zone], n: int, kind: AllocKind, placement: Placement,
+          seed: int, highest_zone: int) -> IntArray:
     """Take n pages from ``zones`` (caller has checked that they fit)."""
-    rng = np.random.default_rng(seed) if placement == "random" else None
-    got = []
+    rng: np.random.Generator | None = None   # one stream over all the zones
+    got: list[IntArray] = []
     need = n
     for z in zones:
         k = min(need, usable_free_pages(m, z, highest_zone))
@@ -288,8 +317,12 @@ def _take(m: MachineState, zones: list[Zone], n: int, kind: str, placement: str,
             pfns, claims = _kernel_pick(m, z, k, kind)
             for s, e, mt in claims:
                 m.pages.set_migratetype(s, e, mt)
+        elif placement == "random":
+            if rng is None:
+                rng = np.random.default_rng(seed)
+            pfns = _pick_random(m, zone_runs(m, z), k, rng)
         else:
-            pfns = _pick_pfns(m, zone_runs(m, z), k, placement, rng)
+            pfns = _pick_lowest(m, zone_runs(m, z), k)
         got.append(pfns)
         need -= len(pfns)
         if not need:
@@ -303,13 +336,13 @@ def _take(m: MachineState, zones: list[Zone], n: int, kind: str, placement: str,
     return pfns
 
 
-def _set_runs(m: MachineState, plane: int, pfns: np.ndarray) -> None:
+def _set_runs(m: MachineState, plane: int, pfns: IntArray) -> None:
     if not len(pfns):
         return
     breaks = np.flatnonzero(np.diff(pfns) != 1) + 1
     starts = np.concatenate(([0], breaks))
     ends = np.concatenate((breaks, [len(pfns)]))
-    for a, b in zip(starts, ends):
+    for a, b in zip(starts, ends, strict=True):
         m.pages.set(plane, int(pfns[a]), int(pfns[b - 1]) + 1)
 
 
@@ -326,8 +359,22 @@ def _check_seed(seed: object, what: str) -> int:
     return seed
 
 
+def _alloc_kind(kind: object, what: str) -> AllocKind:
+    for k in ALLOC_KINDS:
+        if kind == k:
+            return k
+    raise ConfigError(f"{what}: kind {kind!r} is not one of {', '.join(ALLOC_KINDS)}")
+
+
+def _placement(placement: object, what: str) -> Placement:
+    for p in PLACEMENTS:
+        if placement == p:
+            return p
+    raise ConfigError(f"{what}: placement {placement!r} is not one of {', '.join(PLACEMENTS)}")
+
+
 def alloc_pages(m: MachineState, pages: int, kind: str = "movable", zone: str | None = None,
-                placement: str = "random", seed: int = 0, nid: int = 0) -> np.ndarray:
+                placement: str = "random", seed: int = 0, nid: int = 0) -> IntArray:
     """Allocate ``pages`` order-0 pages; returns their pfns (sorted).
 
     Raises ENOMEM, leaving the machine unchanged, when the zones cannot give
@@ -335,32 +382,31 @@ def alloc_pages(m: MachineState, pages: int, kind: str = "movable", zone: str | 
     """
     _check_count(pages, "alloc")
     _check_seed(seed, "alloc")
-    if kind not in ALLOC_KINDS:
-        raise ConfigError(f"alloc: kind {kind!r} is not one of {', '.join(ALLOC_KINDS)}")
-    if placement not in PLACEMENTS:
-        raise ConfigError(f"alloc: placement {placement!r} is not one of {', '.join(PLACEMENTS)}")
+    akind = _alloc_kind(kind, "alloc")
+    how = _placement(placement, "alloc")
     if isinstance(nid, bool) or not isinstance(nid, int) or not 0 <= nid < m.nr_nodes:
         raise ConfigError(f"alloc: node {str(nid)[:20]} does not exist")
     if zone is not None:
         zones = [m.zone_by_name(zone, nid)]
-        if kind == "unmovable" and zones[0].ztype == ZONE_MOVABLE:
+        if akind == "unmovable" and zones[0].ztype == ZONE_MOVABLE:
             raise HotplugError("ENOMEM", "unmovable (GFP_KERNEL) allocations are never "
                                "served from ZONE_MOVABLE")
     else:
-        zones = zonelist(m, nid, kind)
+        zones = zonelist(m, nid, akind)
     highest = max(z.ztype for z in zones)
     avail = sum(usable_free_pages(m, z, highest) for z in zones)
     if avail < pages:
         names = "/".join(f"{z.name}" for z in zones)
         raise HotplugError("ENOMEM", f"cannot allocate {pages} {kind} pages from {names} of "
                            f"node {nid}: {avail} free above the watermarks")
-    return _take(m, zones, pages, kind, placement, seed, highest)
+    return _take(m, zones, pages, akind, how, seed, highest)
 
 
-def allocated_pages(m: MachineState, kind: str, zone: str | None = None, nid: int = 0) -> np.ndarray:
+def allocated_pages(m: MachineState, kind: AllocKind, zone: str | None = None,
+                    nid: int = 0) -> IntArray:
     """pfns of the pages a user allocation holds (memmap pages excluded)."""
     zones = [m.zone_by_name(zone, nid)] if zone else [z for z in m.zones if z.nid == nid]
-    out = []
+    out: list[IntArray] = []
     for z in zones:
         for s, e in zone_runs(m, z):
             out.append(m.pages.allocated_pfns(s, e, kind == "unmovable"))
@@ -371,22 +417,22 @@ def allocated_pages(m: MachineState, kind: str, zone: str | None = None, nid: in
     return pfns
 
 
-def free_allocated(m: MachineState, pages=None, kind: str = "movable", zone: str | None = None,
-                   seed: int = 0, nid: int = 0) -> np.ndarray:
-    """Free ``pages`` allocated pages of ``kind`` chosen at random (all if None)."""
+def free_allocated(m: MachineState, pages: int | str | None = None, kind: str = "movable",
+                   zone: str | None = None, seed: int = 0, nid: int = 0) -> IntArray:
+    """Free ``pages`` allocated pages of ``kind`` chosen at random (all if None
+    or "all")."""
     _check_seed(seed, "free")
-    if kind not in ALLOC_KINDS:
-        raise ConfigError(f"free: kind {kind!r} is not one of {', '.join(ALLOC_KINDS)}")
-    held = allocated_pages(m, kind, zone, nid)
+    akind = _alloc_kind(kind, "free")
+    held = allocated_pages(m, akind, zone, nid)
     if pages is None or pages == "all":
         pfns = held
     else:
-        _check_count(pages, "free")
-        if pages > len(held):
-            raise HotplugError("EINVAL", f"cannot free {pages} {kind} pages: only {len(held)} "
+        n = _check_count(pages, "free")
+        if n > len(held):
+            raise HotplugError("EINVAL", f"cannot free {n} {kind} pages: only {len(held)} "
                                "are allocated")
         rng = np.random.default_rng(seed)
-        pfns = np.sort(rng.choice(held, size=pages, replace=False))
+        pfns = np.sort(rng.choice(held, size=n, replace=False))
     m.pages.free_pages(np.ascontiguousarray(pfns, dtype=np.int64))
     return pfns
 
@@ -397,7 +443,7 @@ def _migration_zones(m: MachineState, nid: int) -> list[Zone]:
     return [z for z in zones if z.nid != nid] + [z for z in zones if z.nid == nid]
 
 
-def migration_room(m: MachineState, nid: int, withheld_zone: "Zone | None" = None,
+def migration_room(m: MachineState, nid: int, withheld_zone: Zone | None = None,
                    withheld: int = 0) -> int:
     """Pages migration could allocate on behalf of node nid's memory, with
     ``withheld`` free pages of ``withheld_zone`` about to be isolated."""
@@ -405,7 +451,7 @@ def migration_room(m: MachineState, nid: int, withheld_zone: "Zone | None" = Non
                for z in _migration_zones(m, nid))
 
 
-def migration_targets(m: MachineState, n: int, nid: int) -> np.ndarray:
+def migration_targets(m: MachineState, n: int, nid: int) -> IntArray:
     """Allocate n movable pages outside the isolated range (the caller checked
     migration_room)."""
     return _take(m, _migration_zones(m, nid), n, "movable", "lowest", 0, ZONE_MOVABLE)
@@ -421,14 +467,14 @@ def memmap_chunks_needed(m: MachineState, nr_pages: int, chunk: int, nid: int) -
     return None
 
 
-def alloc_memmap(m: MachineState, nr_chunks: int, chunk: int, nid: int) -> np.ndarray:
+def alloc_memmap(m: MachineState, nr_chunks: int, chunk: int, nid: int) -> IntArray:
     """vmemmap_alloc_block(): nr_chunks blocks of ``chunk`` pages (a PMD leaf when
     possible, else base pages) from the node's kernel zones; returns all pfns.
     Takes the lowest-pfn free block of the smallest order that fits, as
     __rmqueue_smallest takes the smallest order first."""
     order = chunk.bit_length() - 1
     zones = zonelist(m, nid, "unmovable")
-    out = []
+    out: list[IntArray] = []
     remaining = nr_chunks
     for z in zones:
         if not remaining:

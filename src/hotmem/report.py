@@ -1,15 +1,15 @@
 """Machine reports: JSON with the kernel's field names, and a readable summary."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 import numpy as np
 
-from .constants import MEM_ONLINE, STATE_NAMES
+from .constants import MEM_ONLINE, STATE_NAMES, MemmapMode, OnlinePolicy
 from .memory import block_list
 from .mmzone import Zone
 from .page_alloc import zone_nr_free_pages
-from .state import MachineState
+from .state import DeviceReport, MachineState
 from .views.procfs import meminfo_kb, online_nodes
 from .views.sysfs import valid_zones
 
@@ -17,7 +17,105 @@ if TYPE_CHECKING:
     from .scenario import StepResult
 
 
-def zone_report(m: MachineState, z: Zone) -> dict[str, Any]:
+class FreeArea(TypedDict):
+    nr_free: list[int]
+
+
+class Watermark(TypedDict):
+    min: int
+    low: int
+    high: int
+    promo: int
+
+
+class ZoneReport(TypedDict):
+    node: int
+    zone: str
+    zone_start_pfn: int
+    spanned_pages: int
+    present_pages: int
+    present_early_pages: int
+    managed_pages: int
+    nr_free_pages: int
+    free_area: FreeArea
+    watermark: Watermark
+
+
+class AltmapReport(TypedDict):
+    base_pfn: int
+    end_pfn: int
+    reserve: int
+    free: int
+    align: int
+    alloc: int
+
+
+class BlockReport(TypedDict):
+    id: int
+    phys_index: str
+    start_pfn: int
+    nr_pages: int
+    state: str
+    nid: int
+    zone: str | None
+    valid_zones: str
+    early: bool
+    group: int | None
+    nr_vmemmap_pages: int
+    memmap_pages_in_other_memory: int
+    altmap: NotRequired[AltmapReport]
+
+
+class MachineSettings(TypedDict):
+    arch: str
+    kernel: str
+    design: str
+    page_size_bytes: int
+    section_size_bytes: int
+    block_size_bytes: int
+    pageblock_order: int
+    max_page_order: int
+    memmap_on_memory: MemmapMode
+    online_policy: OnlinePolicy
+    auto_movable_ratio: int
+    auto_online_blocks: str
+    boot_memory_bytes: int
+    min_free_kbytes: int
+
+
+class StepOutcome(TypedDict):
+    block: int
+    result: str
+
+
+class StepReport(TypedDict):
+    index: int
+    op: str
+    args: dict[str, object]
+    result: str
+    message: str
+    blocks: list[int]
+    outcomes: NotRequired[list[StepOutcome]]
+    expect: NotRequired[str]
+
+
+class MachineReport(TypedDict):
+    machine: MachineSettings
+    meminfo_kB: dict[str, int]
+    totalram_pages: int
+    zones: list[ZoneReport]
+    memory_blocks: list[BlockReport]
+    devices: list[DeviceReport]
+    steps: NotRequired[list[StepReport]]
+
+
+class MemmapSummary(TypedDict):
+    hot_added_blocks: int
+    self_hosted_vmemmap_pages: int
+    memmap_pages_in_boot_memory: int
+
+
+def zone_report(m: MachineState, z: Zone) -> ZoneReport:
     nf = m.pages.nr_free[z.zid]
     return {
         "node": z.nid, "zone": z.name, "zone_start_pfn": z.zone_start_pfn,
@@ -30,10 +128,10 @@ def zone_report(m: MachineState, z: Zone) -> dict[str, Any]:
     }
 
 
-def block_report(m: MachineState, blk: int) -> dict:
+def block_report(m: MachineState, blk: int) -> BlockReport:
     s, e = m.block_range(blk)
     zid = int(m.blk_zone[blk])
-    out = {
+    out: BlockReport = {
         "id": blk, "phys_index": f"{blk:08x}", "start_pfn": s, "nr_pages": e - s,
         "state": STATE_NAMES[int(m.blk_state[blk])], "nid": int(m.blk_nid[blk]),
         "zone": None if zid < 0 else m.zones[zid].name,
@@ -51,10 +149,11 @@ def block_report(m: MachineState, blk: int) -> dict:
     return out
 
 
-def machine_report(m: MachineState, results: list["StepResult"] | None = None) -> dict:
+def machine_report(m: MachineState,
+                   results: list[StepResult] | None = None) -> MachineReport:
     """Everything a tool needs, with units in the field names (pages, bytes, kB)."""
     a = m.arch
-    rep = {
+    rep: MachineReport = {
         "machine": {
             "arch": a.name, "kernel": str(m.kernel), "design": m.design.name,
             "page_size_bytes": a.page_size, "section_size_bytes": a.section_size,
@@ -76,8 +175,8 @@ def machine_report(m: MachineState, results: list["StepResult"] | None = None) -
     return rep
 
 
-def step_report(r: "StepResult") -> dict:
-    out = {"index": r.step.index, "op": r.step.op, "args": r.step.args,
+def step_report(r: StepResult) -> StepReport:
+    out: StepReport = {"index": r.step.index, "op": r.step.op, "args": r.step.args,
            "result": r.result, "message": r.message, "blocks": r.blocks}
     if r.outcomes:
         out["outcomes"] = [{"block": b, "result": o} for b, o in r.outcomes]
@@ -86,7 +185,7 @@ def step_report(r: "StepResult") -> dict:
     return out
 
 
-def step_line(r: "StepResult") -> str:
+def step_line(r: StepResult) -> str:
     """One line per step: what ran and how it ended."""
     args = " ".join(f"{k}={v}" for k, v in r.step.args.items())
     head = f"[{r.step.index:02d}] {r.step.op:<7} {args}"
@@ -109,14 +208,14 @@ def _blocks(ids: list[int]) -> str:
     return block_list(ids) + (f", {len(ids)} blocks" if len(ids) > 4 else "")
 
 
-def memmap_summary(m: MachineState) -> dict:
+def memmap_summary(m: MachineState) -> MemmapSummary:
     """Where the memmap of hot-added memory lives, in pages."""
     on_memory, elsewhere = m.memmap_of_hot_blocks()
     return {"hot_added_blocks": len(m.hot_blocks()), "self_hosted_vmemmap_pages": on_memory,
             "memmap_pages_in_boot_memory": elsewhere}
 
 
-def format_summary(m: MachineState, results: list["StepResult"] | None = None) -> str:
+def format_summary(m: MachineState, results: list[StepResult] | None = None) -> str:
     a = m.arch
     kb = a.page_size >> 10
     lines = [f"{a.name}, kernel {m.kernel} ({m.design.name}), boot memory "
@@ -145,8 +244,9 @@ def format_summary(m: MachineState, results: list["StepResult"] | None = None) -
     for dev in m.devices.values():
         r = dev.report(m)
         blocks = r["blocks"]
-        lines.append(f"device {r['name']} ({r['driver']}): plugged {int(r['plugged_size_bytes']) >> 20}"
-                     f" MiB in {len(blocks)} block(s) (group {r['group']}, {r['group_kind']}); "
+        lines.append(f"device {r['name']} ({r['driver']}): plugged "
+                     f"{r['plugged_size_bytes'] >> 20} MiB in {len(blocks)} block(s) "
+                     f"(group {r['group']}, {r['group_kind']}); "
                      f"memmap {r['memmap_on_memory_pages']} pages on the memory, "
                      f"{r['memmap_in_other_memory_pages']} elsewhere; "
                      f"{r['page_offline_pages']} PageOffline pages")

@@ -45,6 +45,7 @@ STEP_KEYS = {
     "attach": {"device"},
     "resize": {"device", "size"},
     "detach": {"device"},
+    "set": {"device", "key", "value"},
 }
 
 
@@ -143,7 +144,7 @@ def parse_scenario(data: dict, source: str = "<scenario>") -> Scenario:
                         f"{op} takes {', '.join(sorted(STEP_KEYS[op]))}")
         args = {k: v for k, v in raw.items() if k in STEP_KEYS[op]}
         _check_step(source, where, op, args)
-        if op in ("attach", "resize", "detach") and args.get("device") not in devices:
+        if op in ("attach", "resize", "detach", "set") and args.get("device") not in devices:
             raise _fail(source, f"{where} ({op})", f"device {str(args.get('device'))[:40]!r} is "
                         f"not a [[device]] of this scenario ({', '.join(devices) or 'none'})")
         steps.append(Step(i, op, args, capture=raw.get("capture"), expect=raw.get("expect")))
@@ -186,6 +187,8 @@ def _check_step(src: str, where: str, op: str, args: dict) -> None:
                 raise ConfigError(f"{op} needs blocks (a list of ids, \"offline\", "
                                   "\"online\" or a range \"32-39\")")
             _block_selector(sel)
+        if op == "set" and ("key" not in args or "value" not in args):
+            raise ConfigError("set needs key and value (a device attribute)")
         if op == "resize":
             if "size" not in args:
                 raise ConfigError("resize needs a size")
@@ -277,6 +280,14 @@ def run_step(m: Machine, step: Step, on_error: str = "stop",
             res.blocks = m.resize(a["device"], parse_size(a["size"]))
         elif step.op == "detach":
             res.blocks = m.detach(a["device"])
+        elif step.op == "set":
+            if a["device"] in m.devices:
+                m.set(a["device"], a["key"], a["value"])
+            else:
+                # before attach: the attribute of the device as it will bind
+                spec = (devices or {})[a["device"]]
+                make_device(spec).set(m, a["key"], a["value"])
+                spec[a["key"]] = a["value"]
         elif step.op == "free":
             m.free(a.get("pages"), kind=a.get("kind", "movable"), zone=a.get("zone"),
                    seed=a.get("seed", 0), nid=a.get("node", 0))
@@ -291,9 +302,10 @@ def run_scenario(sc: Scenario, machine: Machine | None = None,
     """Build the machine and run every step; stops at the first failed step
     when on_error = "stop".  ``on_step`` sees the machine after each step."""
     m = machine if machine is not None else sc.build_machine(**overrides)
+    specs = {k: dict(v) for k, v in sc.devices.items()}   # this run's device attributes
     results = []
     for step in sc.steps:
-        res = run_step(m, step, sc.on_error, sc.devices)
+        res = run_step(m, step, sc.on_error, specs)
         results.append(res)
         if on_step is not None:
             on_step(m, res)

@@ -10,7 +10,7 @@ block.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypedDict
+from typing import Any, Literal, NotRequired, Protocol, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -18,14 +18,24 @@ import numpy.typing as npt
 from . import _core
 from .arch import Arch, boot_ram_ranges, get_arch
 from .backend import PageBackend
-from .constants import (MAX_NR_ZONES, MAX_SIM_PHYS_BITS, MEMMAP_MODES, MiB, ONLINE_POLICIES,
-                        ONLINE_TYPES, PLANES, SECTION_IS_ONLINE, SECTION_MARKED_PRESENT,
-                        Backend, MemmapMode, OnlinePolicy)
+from .constants import (
+    MAX_NR_ZONES,
+    MAX_SIM_PHYS_BITS,
+    ONLINE_POLICIES,
+    ONLINE_TYPES,
+    PLANES,
+    SECTION_IS_ONLINE,
+    SECTION_MARKED_PRESENT,
+    Backend,
+    MemmapMode,
+    MiB,
+    OnlinePolicy,
+)
 from .errors import ConfigError, HotplugError
 from .kernel import Kernel
+from .memremap import VmemAltmap
 from .mmzone import Zone, ZoneSpanState
 from .reference import RefPageState
-from .memremap import VmemAltmap
 from .units import parse_size
 
 
@@ -43,6 +53,41 @@ class Hazard(TypedDict):
     risk: str
 
 
+class DeviceReport(TypedDict):
+    """A device as reports show it (drivers.base.Device.report); the
+    NotRequired keys are those of one driver only."""
+
+    name: str
+    driver: str
+    attached: bool
+    start: int | None
+    size_bytes: int
+    node: int
+    group: int | None
+    group_kind: Literal["dynamic", "static"] | None
+    plugged_size_bytes: int
+    blocks: list[int]
+    memmap_on_memory_pages: int
+    memmap_in_other_memory_pages: int
+    page_offline_pages: int
+    notes: list[str]
+    # hv-balloon, xen-balloon
+    backed_bytes: NotRequired[int]
+    # virtio-mem
+    requested_size_bytes: NotRequired[int]
+    mode: NotRequired[Literal["sbm", "bbm"]]
+    subblock_size_bytes: NotRequired[int]
+    big_block_size_bytes: NotRequired[int]
+    offline_threshold_bytes: NotRequired[int]
+    offline_size_bytes: NotRequired[int]
+    block_states: NotRequired[dict[str, str]]
+    last_result: NotRequired[str]
+    # dax/kmem
+    kind: NotRequired[str]
+    memmap_on_memory_attribute: NotRequired[bool]
+    bound: NotRequired[bool]
+
+
 class DeviceHooks(Protocol):
     """What the operations ask of a hot-add driver's device (hotmem.drivers)."""
 
@@ -58,7 +103,7 @@ class DeviceHooks(Protocol):
 
     def block_online(self, m: MachineState, blk: int) -> None: ...
     def block_offline(self, m: MachineState, blk: int) -> None: ...
-    def report(self, m: MachineState) -> dict[str, object]: ...
+    def report(self, m: MachineState) -> DeviceReport: ...
     def iomem(self, m: MachineState) -> list[tuple[int, int, str, int]]: ...
 
 
@@ -83,6 +128,7 @@ class DesignHooks(Protocol):
     def memmap_kpageflags(self, m: MachineState) -> int: ...
     def vmemmap_pages_by_block(self, m: MachineState) -> dict[int, int]: ...
     def hazards(self, m: MachineState) -> list[Hazard]: ...
+    def format_hazard(self, h: Hazard) -> str: ...
     def misaligned_chunks(self, m: MachineState) -> dict[int, list[tuple[int, int]]]: ...
 
 
@@ -256,8 +302,9 @@ class MachineState:
         for z in self.zones:
             if z.nid == nid and z.name.lower() == str(name).lower() and z.configured:
                 return z
+        names = ", ".join(z.name for z in self.zones if z.nid == 0 and z.configured)
         raise ConfigError(f"zone: {str(name)[:40]!r} is not a zone of {self.arch.name} "
-                          f"({', '.join(z.name for z in self.zones if z.nid == 0 and z.configured)})")
+                          f"({names})")
 
     def block_range(self, blk: int) -> tuple[int, int]:
         s = blk * self.pages_per_block

@@ -67,7 +67,9 @@ class Design(ABC):
         return self
 
     def check_settings(self, kernel: Kernel, memmap_on_memory: str) -> None:
-        """ConfigError when the machine's kernel or mode cannot carry this design."""
+        """ConfigError when the machine's kernel or mode cannot carry this design
+        (by default every kernel and mode can)."""
+        return None
 
     def scenario_overrides(self, machine: dict[str, object]) -> dict[str, object]:
         """Machine settings ``hotmem compare`` uses to run a scenario under

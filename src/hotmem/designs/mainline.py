@@ -10,10 +10,20 @@ import numpy as np
 from ..constants import MEM_OFFLINE, MEM_ONLINE, MIGRATE_UNMOVABLE, P_VMEMMAP, IntArray
 from ..errors import ConfigError, HotplugError
 from ..kernel import Kernel
-from ..memory_hotplug import (adjust_present_page_count, check_memmap_room, memmap_from_buddy,
-                              mhp_supports_memmap_on_memory, move_pfn_range_to_zone,
-                              offline_pages, offline_precheck, online_pages, register_added_range,
-                              shrink_zone_span, unregister_removed_range, zone_for_pfn_range)
+from ..memory_hotplug import (
+    adjust_present_page_count,
+    check_memmap_room,
+    memmap_from_buddy,
+    mhp_supports_memmap_on_memory,
+    move_pfn_range_to_zone,
+    offline_pages,
+    offline_precheck,
+    online_pages,
+    register_added_range,
+    shrink_zone_span,
+    unregister_removed_range,
+    zone_for_pfn_range,
+)
 from ..memremap import VmemAltmap
 from ..mmzone import Zone
 from ..sparse import online_mem_sections, populate_altmap, vmemmap_pages_per_block

@@ -40,15 +40,34 @@ from typing import Any
 
 import numpy as np
 
-from ..constants import (FREE_STRATEGIES, MEM_OFFLINE, MEM_ONLINE, MIGRATE_MOVABLE, P_BUDDY,
-                         P_HEAD, P_RESERVED, P_UNMOVABLE, P_VMEMMAP, ONLINE_TYPE_NAMES,
-                         STATE_NAMES, IntArray)
+from ..constants import (
+    FREE_STRATEGIES,
+    MEM_OFFLINE,
+    MEM_ONLINE,
+    MIGRATE_MOVABLE,
+    ONLINE_TYPE_NAMES,
+    P_BUDDY,
+    P_HEAD,
+    P_RESERVED,
+    P_UNMOVABLE,
+    P_VMEMMAP,
+    STATE_NAMES,
+    IntArray,
+)
 from ..errors import ConfigError, HotplugError
 from ..kernel import Kernel
 from ..memory import block_list
-from ..memory_hotplug import (adjust_present_page_count, check_memmap_room, memmap_from_buddy,
-                              move_pfn_range_to_zone, offline_pages, offline_precheck,
-                              register_added_range, unregister_removed_range, zone_for_pfn_range)
+from ..memory_hotplug import (
+    adjust_present_page_count,
+    check_memmap_room,
+    memmap_from_buddy,
+    move_pfn_range_to_zone,
+    offline_pages,
+    offline_precheck,
+    register_added_range,
+    unregister_removed_range,
+    zone_for_pfn_range,
+)
 from ..memremap import VmemAltmap
 from ..mmzone import Zone
 from ..page_alloc import init_per_zone_wmark_min

@@ -24,7 +24,7 @@ from ..constants import MEM_ONLINE, MHP_MERGE_RESOURCE, P_OFFLINE
 from ..errors import ConfigError, HotplugError
 from ..memory_hotplug import add_memory, default_add_start
 from ..page_alloc import init_per_zone_wmark_min
-from ..state import MachineState
+from ..state import DeviceReport, MachineState
 from ..units import parse_size
 from .base import Device
 
@@ -101,7 +101,7 @@ class _Balloon(Device):
             return None
         return ([(start, limit)] if limit > start else []), False
 
-    def report(self, m: MachineState) -> dict[str, object]:
+    def report(self, m: MachineState) -> DeviceReport:
         rep = super().report(m)
         rep["backed_bytes"] = self.backed
         return rep

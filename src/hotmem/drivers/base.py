@@ -19,7 +19,7 @@ import numpy as np
 from ..constants import MEM_ONLINE, P_OFFLINE
 from ..errors import ConfigError, HotplugError
 from ..memory_hotplug import add_memory
-from ..state import MachineState, MemoryGroup
+from ..state import DeviceReport, MachineState, MemoryGroup
 from ..units import parse_size
 
 
@@ -85,6 +85,11 @@ class Device(ABC):
         """A new requested size; returns the blocks added or removed."""
         raise HotplugError("EINVAL", f"device {self.name}: {self.driver} cannot be resized")
 
+    def set(self, m: MachineState, key: str, value: object) -> None:
+        """A write to one of the device's sysfs attributes (EINVAL: none here)."""
+        raise HotplugError("EINVAL", f"device {self.name}: {self.driver} has no attribute "
+                           f"{str(key)[:40]!r}")
+
     @abstractmethod
     def detach(self, m: MachineState) -> list[int]:
         """The device goes away (unbind, unplug, deconfigure); returns the blocks removed."""
@@ -132,7 +137,7 @@ class Device(ABC):
                 runs.append((b * bs, (b + 1) * bs - 1))
         return runs
 
-    def report(self, m: MachineState) -> dict[str, object]:
+    def report(self, m: MachineState) -> DeviceReport:
         """Per device: plugged size, memory group, blocks, memmap placement,
         PageOffline pages."""
         blocks = self.blocks(m)

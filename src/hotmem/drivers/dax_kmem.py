@@ -19,9 +19,13 @@ from __future__ import annotations
 
 from ..constants import MEM_ONLINE, MHP_MEMMAP_ON_MEMORY, MHP_NID_IS_MGID
 from ..errors import ConfigError, HotplugError
-from ..memory_hotplug import add_memory, default_add_start, mhp_supports_memmap_on_memory
-from ..memory_hotplug import remove_memory
-from ..state import MachineState, MemoryGroup
+from ..memory_hotplug import (
+    add_memory,
+    default_add_start,
+    mhp_supports_memmap_on_memory,
+    remove_memory,
+)
+from ..state import DeviceReport, MachineState, MemoryGroup
 from .base import Device
 
 KINDS = {"pmem": False, "hmem": False, "cxl": True}
@@ -90,6 +94,26 @@ class DaxKmem(Device):
         self.attached = True
         return blocks
 
+    def set(self, m: MachineState, key: str, value: object) -> None:
+        """memmap_on_memory_store() (drivers/dax/bus.c, 6.8+): EOPNOTSUPP for 1
+        where memmap on memory is not supported, EBUSY for a change while the
+        device is bound to kmem."""
+        if key != "memmap_on_memory" or not m.kernel.at_least(6, 8):
+            super().set(m, key, value)
+        if not isinstance(value, bool):
+            raise ConfigError(f"device {self.name}: memmap_on_memory must be true or false")
+        if value:
+            ok, why = mhp_supports_memmap_on_memory(m.arch, m.kernel, m.memmap_on_memory,
+                                                    m.block_size, m.block_size)
+            if not ok:
+                raise HotplugError("EOPNOTSUPP", f"device {self.name}: write of 1 to "
+                                   f"memmap_on_memory refused: {why}")
+        if self.attached and value != self.memmap_on_memory:
+            raise HotplugError("EBUSY", f"device {self.name}: memmap_on_memory cannot change "
+                               "while the device is bound to kmem")
+        self.written = value
+        self.memmap_on_memory = value
+
     def detach(self, m: MachineState) -> list[int]:
         """dev_dax_kmem_remove(): remove_memory() of each range; a range with a
         block online stays (logged), and the unbind goes through anyway."""
@@ -121,8 +145,9 @@ class DaxKmem(Device):
             out.append((s, e - 1, "System RAM (kmem)", 1))
         return out
 
-    def report(self, m: MachineState) -> dict[str, object]:
+    def report(self, m: MachineState) -> DeviceReport:
         rep = super().report(m)
-        rep.update({"kind": self.kind, "memmap_on_memory_attribute": self.memmap_on_memory,
-                    "bound": self.attached})
+        rep["kind"] = self.kind
+        rep["memmap_on_memory_attribute"] = self.memmap_on_memory
+        rep["bound"] = self.attached
         return rep

@@ -16,8 +16,13 @@ from __future__ import annotations
 
 from ..constants import MEM_OFFLINE, MEM_ONLINE, MHP_MEMMAP_ON_MEMORY, MHP_NONE
 from ..errors import HotplugError
-from ..memory_hotplug import add_memory, default_add_start, offline_block, online_block
-from ..memory_hotplug import remove_memory
+from ..memory_hotplug import (
+    add_memory,
+    default_add_start,
+    offline_block,
+    online_block,
+    remove_memory,
+)
 from ..state import MachineState
 from .base import Device
 

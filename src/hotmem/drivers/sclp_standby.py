@@ -17,8 +17,12 @@ from __future__ import annotations
 
 from ..constants import MEM_OFFLINE, MHP_MEMMAP_ON_MEMORY, MHP_NONE
 from ..errors import ConfigError, HotplugError
-from ..memory_hotplug import add_memory, default_add_start, mhp_supports_memmap_on_memory
-from ..memory_hotplug import remove_memory
+from ..memory_hotplug import (
+    add_memory,
+    default_add_start,
+    mhp_supports_memmap_on_memory,
+    remove_memory,
+)
 from ..state import MachineState
 from .base import Device
 

@@ -33,13 +33,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..constants import (GiB, MEM_OFFLINE, MEM_ONLINE, MHP_MERGE_RESOURCE, MHP_NID_IS_MGID,
-                         P_DIRTY, P_OFFLINE, ZONE_MOVABLE)
+from ..constants import (
+    MEM_OFFLINE,
+    MEM_ONLINE,
+    MHP_MERGE_RESOURCE,
+    MHP_NID_IS_MGID,
+    P_DIRTY,
+    P_OFFLINE,
+    ZONE_MOVABLE,
+    GiB,
+)
 from ..errors import ConfigError, HotplugError
-from ..memory_hotplug import (add_memory, default_add_start, offline_and_remove_memory,
-                              remove_memory)
+from ..memory_hotplug import add_memory, default_add_start, offline_and_remove_memory, remove_memory
 from ..page_alloc import alloc_contig_range, init_per_zone_wmark_min
-from ..state import MachineState, MemoryGroup
+from ..state import DeviceReport, MachineState, MemoryGroup
 from ..units import parse_size
 from .base import Device
 
@@ -536,18 +543,19 @@ class VirtioMem(Device):
         out += [(s, e, "System RAM (virtio_mem)", 1) for s, e in self._added_runs(m)]
         return out
 
-    def report(self, m: MachineState) -> dict[str, object]:
+    def report(self, m: MachineState) -> DeviceReport:
         rep = super().report(m)
-        rep.update({
-            "requested_size_bytes": self.requested_size,
-            "mode": "sbm" if self.sbm else "bbm",
-            "subblock_size_bytes" if self.sbm else "big_block_size_bytes":
-                self.sb_size if self.sbm else self.unit,
-            "offline_threshold_bytes": self.offline_threshold,
-            "offline_size_bytes": self.offline_size,
-            "block_states": {str(b): s for b, s in sorted(self.state.items())},
-            "last_result": self.last_rc or "ok",
-        })
+        rep["requested_size_bytes"] = self.requested_size
+        if self.sbm:
+            rep["mode"] = "sbm"
+            rep["subblock_size_bytes"] = self.sb_size
+        else:
+            rep["mode"] = "bbm"
+            rep["big_block_size_bytes"] = self.unit
+        rep["offline_threshold_bytes"] = self.offline_threshold
+        rep["offline_size_bytes"] = self.offline_size
+        rep["block_states"] = {str(b): s for b, s in sorted(self.state.items())}
+        rep["last_result"] = self.last_rc or "ok"
         return rep
 
 

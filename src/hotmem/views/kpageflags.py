@@ -4,10 +4,16 @@ from __future__ import annotations
 from typing import BinaryIO
 
 import numpy as np
-import numpy.typing as npt
 
-from ..constants import (P_BUDDY, P_DIRTY, P_OFFLINE, P_RESERVED, P_UNMOVABLE, P_VMEMMAP,
-                         SECTION_IS_ONLINE)
+from ..constants import (
+    P_BUDDY,
+    P_DIRTY,
+    P_OFFLINE,
+    P_RESERVED,
+    P_UNMOVABLE,
+    P_VMEMMAP,
+    SECTION_IS_ONLINE,
+)
 from ..state import MachineState
 
 KPF = {"LOCKED": 0, "ERROR": 1, "REFERENCED": 2, "UPTODATE": 3, "DIRTY": 4, "LRU": 5,
