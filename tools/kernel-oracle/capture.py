@@ -93,8 +93,16 @@ def cold_dimms(scen):
     return NR_DIMMS if scen in ("movable", "default") else 0
 
 
+def foreign_captures():
+    """{name: Capture} of the non-x86 captures (arm64.py, ppc64.py)."""
+    import arm64
+    import ppc64
+    return {c.name: c for c in arm64.CAPTURES + ppc64.CAPTURES}
+
+
 def all_names():
-    return [f"{era}-mom{m}-{s}" for s in SCENARIOS for era in ERAS for m in (0, 1)]
+    return ([f"{era}-mom{m}-{s}" for s in SCENARIOS for era in ERAS for m in (0, 1)]
+            + list(foreign_captures()))
 
 
 def parse_name(name):
@@ -715,18 +723,32 @@ def main():
     names = all_names() if a.all else a.names
     if not names:
         ap.error("give capture names or --all")
+    foreign = foreign_captures()
     for n in names:
-        parse_name(n)
+        if n not in foreign:
+            parse_name(n)
     if a.toml_only:
-        rewrite_tomls(names)
+        rewrite_tomls([n for n in names if n not in foreign])
+        import foreign as F
+        for n in names:
+            if n in foreign:
+                F.rewrite_toml(foreign[n])
         return 0
-    for era in sorted({parse_name(n)[0] for n in names}):
+    for era in sorted({parse_name(n)[0] for n in names if n not in foreign}):
         fetch_kernel(era)
-    build_helper()
+    if any(n not in foreign for n in names):
+        build_helper()
     t0 = time.time()
     failed = []
+
+    def one(n):
+        if n in foreign:
+            import foreign as F
+            return F.run_capture(foreign[n], a.keep_work)
+        return run_capture(n, a.keep_work)
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, a.jobs)) as ex:
-        futs = {ex.submit(run_capture, n, a.keep_work): n for n in names}
+        futs = {ex.submit(one, n): n for n in names}
         for fu in concurrent.futures.as_completed(futs):
             try:
                 fu.result()
