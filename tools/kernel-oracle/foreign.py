@@ -31,7 +31,7 @@ deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie-backports main
 """
-DEBARCHES = ("arm64", "ppc64el", "s390x", "riscv64", "amd64")
+DEBARCHES = ("arm64", "ppc64el")
 
 # key -> (debarch, [packages]); 7.x kernels are split into binary/modules/base.
 KERNELS = {
