@@ -140,6 +140,13 @@ class Capture:
                                                     "03-memmap_on_memory")],
                f"# 05-memmap_on_memory-bound (writing {1 - self.mom} while kmem is bound): "
                f"{res.get('05-memmap_on_memory-bound')}",
+               *(["# offline EPERM: arch/arm64/mm/mmu.c prevent_memory_remove_notifier() refuses",
+                  "# (NOTIFY_BAD) an offline range whose vmemmap edge splits a kernel leaf",
+                  "# mapping (\"arm64/mm: Reject memory removal that splits a kernel leaf",
+                  "# mapping\"); with memmap on memory the range starts 512 pages into the block.",
+                  "# kmem unbind then leaves the blocks online (\"stuck online until reboot\")."]
+                 if any(s["op"] == "offline" and s["result"] == "EPERM"
+                        for s in manifest["steps"]) else []),
                "",
                "[machine]",
                f'arch = "{self.arch}"',
@@ -164,12 +171,13 @@ class Capture:
             elif d.endswith("detach-kmem"):
                 out += F.toml_table("[[step]]", {"op": "detach", "device": "dax0.0", "capture": d},
                                     s["result"])
-            elif s["op"] in ("online", "online_movable", "online_kernel"):
-                out += F.toml_table("[[step]]", {"op": "online", "blocks": [s["block"]],
-                                                 "type": s["op"], "capture": d}, s["result"])
-            elif s["op"] == "offline":
-                out += F.toml_table("[[step]]", {"op": "offline", "blocks": [s["block"]],
-                                                 "capture": d}, s["result"])
+            elif s["op"] in ("online", "online_movable", "online_kernel", "offline"):
+                kv = {"op": "online", "blocks": [s["block"]], "type": s["op"]} \
+                    if s["op"] != "offline" else {"op": "offline", "blocks": [s["block"]]}
+                kv["capture"] = d
+                if s["result"] != "ok":
+                    kv["expect"] = s["result"]
+                out += F.toml_table("[[step]]", kv, s["result"])
         return "\n".join(out) + "\n"
 
 
