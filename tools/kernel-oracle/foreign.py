@@ -44,6 +44,14 @@ KERNELS = {
                                 "linux-base-7.3.4+deb13-arm64-16k"]),
     "ppc64el-6.12": ("ppc64el", ["linux-image-6.12.117+deb12-powerpc64le"]),
     "ppc64el-64k-6.12": ("ppc64el", ["linux-image-6.12.117+deb12-powerpc64le-64k"]),
+    # 7.3.4 ppc64el is listed in trixie-backports but its .debs were not downloadable
+    # here (404); 7.2.11 is the newest that was.
+    "ppc64el-7.2": ("ppc64el", ["linux-binary-7.2.11+deb13-powerpc64le",
+                                "linux-modules-7.2.11+deb13-powerpc64le",
+                                "linux-base-7.2.11+deb13-powerpc64le"]),
+    "ppc64el-64k-7.2": ("ppc64el", ["linux-binary-7.2.11+deb13-powerpc64le-64k",
+                                    "linux-modules-7.2.11+deb13-powerpc64le-64k",
+                                    "linux-base-7.2.11+deb13-powerpc64le-64k"]),
 }
 CROSS_GCC = {"arm64": "aarch64-linux-gnu-gcc", "ppc64el": "powerpc64le-linux-gnu-gcc"}
 
@@ -102,7 +110,8 @@ def fetch_kernel(key):
             release = os.listdir(os.path.join(x, mods))[0]
             moddir = os.path.join(x, mods, release)
     image = None
-    for cand in (os.path.join(moddir, "vmlinuz"), os.path.join(x, "boot", f"vmlinuz-{release}"),
+    for cand in (os.path.join(moddir, "vmlinuz"), os.path.join(moddir, "vmlinux"),
+                 os.path.join(x, "boot", f"vmlinuz-{release}"),
                  os.path.join(x, "boot", f"vmlinux-{release}")):
         if os.path.exists(cand):
             image = cand

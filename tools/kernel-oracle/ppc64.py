@@ -40,7 +40,7 @@ class Capture:
         self.pages, self.era, self.mom = pages, era, mom
         self.page_size = 4096 if pages == "4k" else 65536
         self.name = f"ppc64el-{pages}-{era}-mom{mom}-dlpar"
-        self.kernel = "ppc64el-6.12" if pages == "4k" else "ppc64el-64k-6.12"
+        self.kernel = ("ppc64el" if pages == "4k" else "ppc64el-64k") + f"-{era}"
         self.arch = f"ppc64-radix-{pages}"
         self.range = (DIMM_BASE // self.page_size, (DIMM_BASE + DIMM_SIZE) // self.page_size)
         momv = {"0": "0", "1": "1", "force": "force"}[str(mom)]
@@ -135,5 +135,6 @@ class Capture:
         return "\n".join(out) + "\n"
 
 
-CAPTURES = [Capture(p, "6.12", m) for p, m in
-            [("4k", 1), ("4k", 0), ("64k", 1), ("64k", "force")]]
+CAPTURES = [Capture(p, e, m) for p, e, m in
+            [("4k", "6.12", 1), ("4k", "6.12", 0), ("64k", "6.12", 1), ("64k", "6.12", "force"),
+             ("4k", "7.2", 1), ("64k", "7.2", "force")]]
