@@ -24,7 +24,6 @@ reconfigure-device -m system-ram` do through sysfs:
 memhp_default_state=offline keeps the kmem blocks offline; the scenario then
 onlines them movable, offlines them and unbinds kmem (remove_memory).
 """
-import capture as C
 import foreign as F
 
 RAM_BASE = 0x40000000
