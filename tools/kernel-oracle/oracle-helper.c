@@ -19,25 +19,37 @@
  *
  * Scenario file (one directive per line, '#' comments):
  *   range START_PFN END_PFN          kpageflags/kpagecount range to capture
+ *   capture-dir GLOB                 also capture every regular file directly
+ *                                    in each directory matching GLOB (e.g. the
+ *                                    virtio bus's devices) at each step; its
+ *                                    symlinks go to a file "links" there
+ *   file PATH                        also capture PATH (sysfs/proc) every step
+ *   link PATH                        also capture readlink(PATH) every step,
+ *                                    as a file named PATH (e.g. a driver link;
+ *                                    absent when the link is)
+ *   do PATH=VALUE                    one sysfs write without a capture of its
+ *                                    own and without settling (setup);
+ *                                    recorded in results.txt as
+ *                                    "- do PATH RESULT ELAPSED_NS DETAIL"
  *   step DIR OP BLOCK                OP: boot | online | online_movable |
  *                                    online_kernel | offline | hot-add |
- *                                    hot-remove ; BLOCK: number or '-'
+ *                                    hot-remove | dlpar-add | dlpar-remove ;
+ *                                    BLOCK: number or '-'
+ * and, for driver-managed hot-add (virtio-mem, dax/kmem), where the third
+ * field is an argument (up to 255 characters) instead of a block:
+ *   step DIR insmod PATH.ko          finit_module(PATH) from the initramfs
+ *                                    (no fork/exec), then settle
+ *   step DIR host ARG                print "@@ORACLE HOST ARG@@", read the
+ *                                    host's answer "go RESULT DETAIL" from
+ *                                    stdin (the serial console), then settle
+ *   step DIR write PATH=VALUE        one sysfs write (a driver bind/unbind, a
+ *                                    dax attribute, ...), then settle
  * hot-add / hot-remove print "@@ORACLE HOTADD memoryN@@" /
  * "@@ORACLE HOTREMOVE memoryN@@" on the console (the host drives QMP when it
  * sees them) and wait until /sys/devices/system/memory/memoryN appears /
  * disappears (timeout $ORACLE_HOTPLUG_TIMEOUT seconds, default 300).
- *
- * Driver-managed hot-add (virtio-mem, dax/kmem; see virtio_mem.py), where the
- * third field is an argument (up to 255 characters) instead of a block:
- *   capture-dir GLOB                 also capture every regular file directly
- *                                    in each directory matching GLOB (e.g. the
- *                                    virtio bus's device links) at each step
- *   step DIR insmod PATH.ko          finit_module(PATH) from the initramfs
- *                                    (no fork/exec), then wait to settle
- *   step DIR host ARG                print "@@ORACLE HOST ARG@@", read the
- *                                    host's answer "go RESULT DETAIL" from
- *                                    stdin (the serial console), then settle
- *   step DIR write PATH=VALUE        one sysfs write, then settle
+ * dlpar-add / dlpar-remove print the same markers; dlpar-add waits until
+ * memoryN/state reads "online" (pseries DLPAR onlines the blocks itself).
  * "Settle" = poll every memory block's state and MemTotal every 100 ms until
  * they have not changed for $ORACLE_SETTLE_MS (default 3000) ms: the
  * driver adds and onlines memory from its own workqueue, after the device
@@ -318,6 +330,11 @@ static void cap_file(const char *dir, const char *src, const char *rel)
 	tar_add(name, textbuf, n);
 }
 
+#define MAXEXTRA 128
+static char extra[MAXEXTRA][256];
+static char extra_link[MAXEXTRA];
+static size_t nextra;
+
 static int blkcmp(const void *a, const void *b)
 {
 	long x = *(const long *)a, y = *(const long *)b;
@@ -461,6 +478,19 @@ static void capture(const char *dir)
 
 	capture_dirs(dir);
 
+	/* scenario-named extras (dax / nvdimm sysfs, driver links) */
+	for (size_t i = 0; i < nextra; i++) {
+		if (!extra_link[i]) {
+			cap_file(dir, extra[i], extra[i] + 1);
+			continue;
+		}
+		ssize_t n = readlink(extra[i], textbuf, TEXTBUF);
+		if (n < 0)
+			continue;	/* no link (unbound): no file */
+		snprintf(name, sizeof name, "steps/%s/%s", dir, extra[i] + 1);
+		tar_add(name, textbuf, n);
+	}
+
 	/* kernel log (raw syslog format "<lvl>[ time] msg") */
 	int n = klogctl(3 /* SYSLOG_ACTION_READ_ALL */, textbuf, TEXTBUF);
 	if (n < 0)
@@ -587,6 +617,31 @@ static int read_host_line(char *buf, size_t cap)
 	return 0;
 }
 
+/* wait until memoryN/state reads "online" */
+static int wait_online(long blk, uint64_t *ns)
+{
+	char p[256], b[64];
+	unsigned tmo = 300;
+	const char *t = getenv("ORACLE_HOTPLUG_TIMEOUT");
+	if (t && atoi(t) > 0)
+		tmo = atoi(t);
+	snprintf(p, sizeof p, MEMDIR "/memory%ld/state", blk);
+	uint64_t t0 = now_ns();
+	for (;;) {
+		long n = slurp(p, b, sizeof b - 1);
+		if (n > 0 && !strncmp(b, "online", 6)) {
+			*ns = now_ns() - t0;
+			return 0;
+		}
+		if (now_ns() - t0 > (uint64_t)tmo * 1000000000ull) {
+			*ns = now_ns() - t0;
+			return ETIMEDOUT;
+		}
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
 static int run(const char *scen, const char *dev)
 {
 	struct sigaction sa;
@@ -606,12 +661,18 @@ static int run(const char *scen, const char *dev)
 	char *save = NULL, *copy = strdup(sbuf);
 	for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
 		unsigned long long a, b;
-		char g[256];
+		char x[256];
 		if (sscanf(l, "range %lli %lli", &a, &b) == 2) {
 			range_start = a;
 			range_end = b;
-		} else if (sscanf(l, "capture-dir %255s", g) == 1 && ncapdirs < MAXCAPDIRS) {
-			snprintf(capdirs[ncapdirs++], sizeof capdirs[0], "%s", g);
+		} else if (sscanf(l, "capture-dir %255s", x) == 1 && ncapdirs < MAXCAPDIRS) {
+			snprintf(capdirs[ncapdirs++], sizeof capdirs[0], "%s", x);
+		} else if (nextra < MAXEXTRA && sscanf(l, "file %255s", x) == 1) {
+			extra_link[nextra] = 0;
+			strcpy(extra[nextra++], x);
+		} else if (nextra < MAXEXTRA && sscanf(l, "link %255s", x) == 1) {
+			extra_link[nextra] = 1;
+			strcpy(extra[nextra++], x);
 		}
 	}
 	free(copy);
@@ -642,6 +703,19 @@ static int run(const char *scen, const char *dev)
 	save = NULL;
 	for (char *l = strtok_r(sbuf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
 		char dir[128], op[64], blks[256];
+		if (sscanf(l, "do %255s", blks) == 1) {
+			char *eq = strchr(blks, '=');
+			struct wres r = { EINVAL, 0 };
+			if (eq) {
+				*eq = 0;
+				r = sysfs_write(blks, eq + 1);
+			}
+			res_add("- do %s %s %llu write '%s' to %s\n", blks,
+				r.err ? errname(r.err) : "ok", (unsigned long long)r.ns,
+				eq ? eq + 1 : "", blks);
+			say("@@ORACLE DO %s %s@@\n", blks, r.err ? errname(r.err) : "ok");
+			continue;
+		}
 		if (sscanf(l, "step %127s %63s %255s", dir, op, blks) != 3)
 			continue;
 		long blk = strcmp(blks, "-") ? atol(blks) : -1;
@@ -662,6 +736,18 @@ static int run(const char *scen, const char *dev)
 			snprintf(detail, sizeof detail,
 				 "write '%s' to memory%ld/state: %s after %.3f ms (TCG time)",
 				 op, blk, err ? errname(err) : "ok", ns / 1e6);
+		} else if (!strcmp(op, "dlpar-add")) {
+			say("@@ORACLE HOTADD memory%ld@@\n", blk);
+			err = wait_online(blk, &ns);
+			snprintf(detail, sizeof detail,
+				 "QMP device_add (pseries DLPAR); memory%ld %s after %.3f ms",
+				 blk, err ? "not online" : "online", ns / 1e6);
+		} else if (!strcmp(op, "dlpar-remove")) {
+			say("@@ORACLE HOTREMOVE memory%ld@@\n", blk);
+			err = wait_block(blk, 0, &ns);
+			snprintf(detail, sizeof detail,
+				 "QMP device_del (pseries DLPAR); memory%ld %s after %.3f ms",
+				 blk, err ? "still present" : "disappeared", ns / 1e6);
 		} else if (!strcmp(op, "hot-add")) {
 			say("@@ORACLE HOTADD memory%ld@@\n", blk);
 			err = wait_block(blk, 1, &ns);
