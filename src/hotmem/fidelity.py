@@ -50,12 +50,15 @@ import os
 import re
 import sys
 import tarfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple, NotRequired, TypedDict
 
 import numpy as np
+import numpy.typing as npt
 
-from .constants import MIGRATE_ISOLATE, SECTION_IS_ONLINE
+from .constants import MIGRATE_ISOLATE, SECTION_IS_ONLINE, IntArray
 from .machine import Machine
 from .scenario import StepResult, loads_scenario, run_scenario
 from .views import sysfs as sysfs_view
@@ -71,6 +74,10 @@ NOPAGE = 1 << KPF["NOPAGE"]
 BUDDY = 1 << KPF["BUDDY"]
 # self-hosted memmap pages: PG_reserved + PG_owner_priv_1 (6.1), PG_owner_priv_1 (6.12)
 VMEMMAP_VALUES = (1 << KPF["RESERVED"] | 1 << KPF["OWNER_PRIVATE"], 1 << KPF["OWNER_PRIVATE"])
+
+BoolArray = npt.NDArray[np.bool_]
+#: (ok, the first difference, what was skipped) of one file of one step
+Outcome = tuple[bool, str, str]
 
 
 
@@ -109,13 +116,37 @@ class Record:
 
 # ---------------------------------------------------------------- capture files
 
+class ManifestStep(TypedDict):
+    """A step of a capture's manifest.json, the keys hotmem reads (the
+    capture tool writes more: arg, detail, elapsed_ns, device sizes)."""
+
+    dir: str
+    op: str
+    result: str           # "ok" or the errno name
+    block: NotRequired[int | None]
+
+
+class Manifest(TypedDict):
+    """A capture's manifest.json, the keys hotmem reads (the capture tool
+    writes more: kernel package, QEMU command line, notes, ...)."""
+
+    name: str
+    era: str
+    block_size_bytes: int
+    range_start_pfn: int
+    range_end_pfn: int
+    steps: list[ManifestStep]
+
+
 @dataclass
 class Capture:
     name: str
-    manifest: dict
+    manifest: Manifest
     files: dict[str, bytes]
     toml: str
     source: str = ""
+    # hotmem's zoneinfo of the machine as built (00-boot), set by check_capture
+    hotmem_boot: dict[tuple[int, str], dict[str, int]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path) -> Capture:
@@ -124,15 +155,28 @@ class Capture:
         files: dict[str, bytes] = {}
         with tarfile.open(path) as t:
             for mem in t:
-                if mem.isfile():
+                fh = t.extractfile(mem) if mem.isfile() else None
+                if fh is not None:
                     rel = mem.name.split("/", 1)[1] if "/" in mem.name else mem.name
-                    files[rel] = t.extractfile(mem).read()
-        manifest = json.loads(files.pop("manifest.json"))
+                    files[rel] = fh.read()
+        manifest: Manifest = json.loads(files.pop("manifest.json"))
         toml_path = path.with_name(name + ".toml")
         return cls(manifest["name"], manifest, files, toml_path.read_text(), str(toml_path))
 
     def step_file(self, step: str, rel: str) -> bytes | None:
         return self.files.get(f"steps/{step}/{rel}")
+
+    @property
+    def hot_zones(self) -> tuple[str, ...]:
+        """The zones that hold only hot-added memory: those with no present
+        page at 00-boot (Normal and Movable of the x86_64 and arm64 guests; on
+        ppc64 Normal holds boot memory too, and only Movable is compared
+        exactly)."""
+        boot = parse_zoneinfo(self.text("00-boot", "proc/zoneinfo"))
+        if not boot:
+            return HOT_ZONES
+        populated = {name for (_, name), f in boot.items() if f.get("present")}
+        return tuple(z for z in HOT_ZONES if z not in populated)
 
     def text(self, step: str, rel: str) -> str:
         data = self.step_file(step, rel)
@@ -151,7 +195,7 @@ def _nums(text: str) -> list[int]:
 
 
 def parse_buddyinfo(text: str) -> dict[tuple[int, str], list[int]]:
-    out = {}
+    out: dict[tuple[int, str], list[int]] = {}
     for line in text.splitlines():
         mo = _ROW.match(line)
         if mo:
@@ -159,15 +203,23 @@ def parse_buddyinfo(text: str) -> dict[tuple[int, str], list[int]]:
     return out
 
 
-def parse_pagetypeinfo(text: str) -> tuple[dict, dict]:
-    """({(node, zone, type): counts per order}, {(node, zone): pageblocks per type}),
-    and the type names in column order under key None of the second dict."""
-    free, blocks = {}, {}
+class Pagetypeinfo(NamedTuple):
+    free: dict[tuple[int, str, str], list[int]]    # (node, zone, type): counts per order
+    blocks: dict[tuple[int, str], list[int]]        # (node, zone): pageblocks per type
+    block_types: list[str] | None                   # the type of each column of ``blocks``
+
+
+def parse_pagetypeinfo(text: str) -> Pagetypeinfo:
+    """The free-page rows, the pageblock rows and the pageblock columns'
+    migratetypes (None when the file has no "Number of blocks type" line)."""
+    free: dict[tuple[int, str, str], list[int]] = {}
+    blocks: dict[tuple[int, str], list[int]] = {}
+    types: list[str] | None = None
     in_blocks = False
     for line in text.splitlines():
         if line.startswith("Number of blocks type"):
             in_blocks = True
-            blocks[None] = line[len("Number of blocks type"):].split()
+            types = line[len("Number of blocks type"):].split()
             continue
         if not in_blocks:
             mo = _TYPE_ROW.match(line)
@@ -177,7 +229,7 @@ def parse_pagetypeinfo(text: str) -> tuple[dict, dict]:
             mo = _ROW.match(line)
             if mo:
                 blocks[(int(mo[1]), mo[2])] = _nums(mo[3])
-    return free, blocks
+    return Pagetypeinfo(free, blocks, types)
 
 
 def parse_zoneinfo(text: str) -> dict[tuple[int, str], dict[str, int]]:
@@ -227,17 +279,17 @@ def zoneinfo_keys(text: str) -> dict[tuple[int, str], list[str]]:
 def pagetypeinfo_columns(text: str) -> tuple[list[str], list[str]]:
     """(migratetypes of the free-page rows of the first zone, in order; the
     "Number of blocks type" columns)."""
-    free, blocks = parse_pagetypeinfo(text)
+    free, _, block_types = parse_pagetypeinfo(text)
     first = next(iter(free), None)
     types = [k[2] for k in free if first is not None and k[:2] == first[:2]]
-    return types, list(blocks.get(None, []))
+    return types, list(block_types or [])
 
 
 # ---------------------------------------------------------------- comparisons
 
 def _kpf(v: int) -> str:
-    names = decode(int(v))
-    return f"{int(v):#x}" + (f" ({','.join(names)})" if names else "")
+    names = decode(v)
+    return f"{v:#x}" + (f" ({','.join(names)})" if names else "")
 
 
 @dataclass
@@ -248,7 +300,7 @@ class Skip:
     chunk_pages: int
     chunks: list[int] = field(default_factory=list)   # chunk start pfns
 
-    def mask(self, start: int, n: int) -> np.ndarray:
+    def mask(self, start: int, n: int) -> BoolArray:
         m = np.zeros(n, dtype=bool)
         for c in self.chunks:
             lo, hi = max(c - start, 0), min(c + self.chunk_pages - start, n)
@@ -267,11 +319,11 @@ class Skip:
                 "kernel allocations or hotmem's stand-in for them)")
 
 
-def _held(values: np.ndarray, online: np.ndarray | None = None) -> np.ndarray:
+def _held(values: npt.NDArray[np.uint64], online: BoolArray | None = None) -> BoolArray:
     """Pages neither free (buddy), absent, nor self-hosted memmap: allocated.
     ``online``: which pfns have an online memmap; from 6.17 the others read
     0x0, like an allocated page without flags, so the caller must say."""
-    held = (values & BUDDY) == 0
+    held: BoolArray = (values & BUDDY) == 0
     held &= (values & NOPAGE) == 0
     for v in VMEMMAP_VALUES:
         held &= values != v
@@ -280,14 +332,14 @@ def _held(values: np.ndarray, online: np.ndarray | None = None) -> np.ndarray:
     return held
 
 
-def held_chunks(start: int, values: np.ndarray, chunk: int,
-                online: np.ndarray | None = None) -> set[int]:
+def held_chunks(start: int, values: npt.NDArray[np.uint64], chunk: int,
+                online: BoolArray | None = None) -> set[int]:
     """Start pfns of the chunks of ``values`` (kpageflags from ``start``) that
     hold an allocated page."""
     return {int(p) // chunk * chunk for p in start + np.flatnonzero(_held(values, online))}
 
 
-def capture_online(cap: Capture, step: str) -> np.ndarray:
+def capture_online(cap: Capture, step: str) -> BoolArray:
     """Which pfns of the capture's range are in a block whose sysfs ``state``
     reads "online" in ``step``."""
     rs, re_ = cap.manifest["range_start_pfn"], cap.manifest["range_end_pfn"]
@@ -299,11 +351,12 @@ def capture_online(cap: Capture, step: str) -> np.ndarray:
     return out
 
 
-def machine_online(m: Machine, start: int, end: int) -> np.ndarray:
+def machine_online(m: Machine, start: int, end: int) -> BoolArray:
     """Which pfns of [start, end) are in an online section of ``m``."""
     sec = np.arange(start, end) >> (m.arch.section_size_bits - m.arch.page_shift)
     sec = np.minimum(sec, len(m.sec_flags) - 1)
-    return (m.sec_flags[sec] & SECTION_IS_ONLINE) != 0
+    online: BoolArray = (m.sec_flags[sec] & SECTION_IS_ONLINE) != 0
+    return online
 
 
 def kernel_held_chunks(cap: Capture, chunk: int) -> set[int]:
@@ -321,7 +374,7 @@ def kernel_held_chunks(cap: Capture, chunk: int) -> set[int]:
     return out
 
 
-def cmp_kpageflags(cap: Capture, step: str, m: Machine, skip: Skip | None) -> tuple[bool, str, str]:
+def cmp_kpageflags(cap: Capture, step: str, m: Machine, skip: Skip | None) -> Outcome:
     rs, re_ = cap.manifest["range_start_pfn"], cap.manifest["range_end_pfn"]
     raw = cap.step_file(step, "kpageflags")
     if raw is None:
@@ -346,12 +399,14 @@ def cmp_kpageflags(cap: Capture, step: str, m: Machine, skip: Skip | None) -> tu
         return True, "", skipped
     i = int(bad[0])
     where = "" if i < len(hot) else (" (beyond hotmem's max_pfn: kernel must read "
-                                     f"{_kpf(unpopulated_value(m.kernel))})")
-    return (False, f"pfn {rs + i:#x}: kernel {_kpf(kern[i])}, hotmem {_kpf(want[i])}{where}; "
+                                     f"{_kpf(int(unpopulated_value(m.kernel)))})")
+    return (False, f"pfn {rs + i:#x}: kernel {_kpf(int(kern[i]))}, hotmem {_kpf(int(want[i]))}"
+            f"{where}; "
             f"{len(bad)} pfn(s) differ", skipped)
 
 
-def _zone_free_blocks(m: Machine, zname: str, skip: Skip | None):
+def _zone_free_blocks(m: Machine, zname: str,
+                      skip: Skip | None) -> tuple[IntArray, dict[int, IntArray]]:
     """hotmem's free blocks of a zone outside the skipped chunks:
     (per order counts, {migratetype: per order counts})."""
     orders = m.arch.max_page_order + 1
@@ -376,7 +431,7 @@ def _skip_pages_in_zone(m: Machine, zname: str, skip: Skip) -> int:
                for c in skip.chunks)
 
 
-def _residual_ok(kern: list[int], out: np.ndarray, room_pages: int) -> str:
+def _residual_ok(kern: list[int], out: IntArray, room_pages: int) -> str:
     """'' when kern = out + something that fits in room_pages, else why not."""
     res = np.array(kern, dtype=np.int64) - out[:len(kern)]
     neg = np.flatnonzero(res < 0)
@@ -396,15 +451,15 @@ def _zone_skip(m: Machine, zname: str, skip: Skip | None) -> Skip | None:
     return skip if _skip_pages_in_zone(m, zname, skip) else None
 
 
-def cmp_buddyinfo(cap: Capture, step: str, m: Machine, skip: Skip | None):
+def cmp_buddyinfo(cap: Capture, step: str, m: Machine, skip: Skip | None) -> Outcome:
     kern = parse_buddyinfo(cap.text(step, "proc/buddyinfo"))
     hot = parse_buddyinfo(buddyinfo(m))
     kz, hz = [k[1] for k in kern], [k[1] for k in hot]
     if kz != hz:
         return False, f"zones listed: kernel {kz}, hotmem {hz}", ""
-    skipped = []
+    skipped: list[str] = []
     for (nid, zname), row in kern.items():
-        if zname not in HOT_ZONES:
+        if zname not in cap.hot_zones:
             continue
         zs = _zone_skip(m, zname, skip)
         if zs is None:
@@ -420,14 +475,24 @@ def cmp_buddyinfo(cap: Capture, step: str, m: Machine, skip: Skip | None):
     return True, "", "; ".join(skipped)
 
 
-def cmp_zoneinfo(cap: Capture, step: str, m: Machine, skip: Skip | None):
+def cmp_zoneinfo(cap: Capture, step: str, m: Machine, skip: Skip | None) -> Outcome:
     kern = parse_zoneinfo(cap.text(step, "proc/zoneinfo"))
     hot = parse_zoneinfo(zoneinfo(m))
     if list(kern) != list(hot):
         return False, f"zones: kernel {[k[1] for k in kern]}, hotmem {[k[1] for k in hot]}", ""
     skipped = ""
+    boot_k = parse_zoneinfo(cap.text("00-boot", "proc/zoneinfo"))
     for key, kf in kern.items():
-        if key[1] not in HOT_ZONES:
+        if key[1] not in cap.hot_zones:
+            # a zone boot memory shares: what the steps changed is compared
+            bk, bh = boot_k.get(key), cap.hotmem_boot.get(key)
+            if key[1] in HOT_ZONES and bk is not None and bh is not None and key in hot:
+                for fld in ("spanned", "present", "managed"):
+                    dk = (kf.get(fld) or 0) - (bk.get(fld) or 0)
+                    dh = (hot[key].get(fld) or 0) - (bh.get(fld) or 0)
+                    if dk != dh:
+                        return (False, f"Node {key[0]} {key[1]} {fld} since boot: kernel "
+                                f"{dk:+d}, hotmem {dh:+d}", skipped)
             continue
         hf = hot[key]
         zs = _zone_skip(m, key[1], skip)
@@ -472,7 +537,7 @@ def boot_zone_note(cap: Capture, step: str, m: Machine) -> str:
     hot = parse_zoneinfo(zoneinfo(m))
     out = []
     for key, kf in kern.items():
-        if key[1] in HOT_ZONES or key not in hot:
+        if key[1] in cap.hot_zones or key not in hot:
             continue
         for fld in BOOT_LAYOUT_FIELDS:
             if kf.get(fld) != hot[key].get(fld):
@@ -480,19 +545,19 @@ def boot_zone_note(cap: Capture, step: str, m: Machine) -> str:
     return "boot zones (loose): " + ", ".join(out) if out else ""
 
 
-def cmp_pagetypeinfo(cap: Capture, step: str, m: Machine, skip: Skip | None):
-    kfree, kblk = parse_pagetypeinfo(cap.text(step, "proc/pagetypeinfo"))
-    hfree, hblk = parse_pagetypeinfo(pagetypeinfo(m))
-    if kblk.get(None) != hblk.get(None):
-        return False, f"migratetype columns: kernel {kblk.get(None)}, hotmem {hblk.get(None)}", ""
+def cmp_pagetypeinfo(cap: Capture, step: str, m: Machine, skip: Skip | None) -> Outcome:
+    kfree, kblk, kcols = parse_pagetypeinfo(cap.text(step, "proc/pagetypeinfo"))
+    hfree, hblk, hcols = parse_pagetypeinfo(pagetypeinfo(m))
+    if kcols != hcols:
+        return False, f"migratetype columns: kernel {kcols}, hotmem {hcols}", ""
     kz = sorted({k[1] for k in kfree})
     hz = sorted({k[1] for k in hfree})
     if kz != hz:
         return False, f"zones listed: kernel {kz}, hotmem {hz}", ""
     names = dict((n, mt) for mt, n in migratetype_columns(m))
-    skipped = []
+    skipped: list[str] = []
     for key, row in kfree.items():
-        if key[1] not in HOT_ZONES:
+        if key[1] not in cap.hot_zones:
             continue
         zs = _zone_skip(m, key[1], skip)
         if zs is None:
@@ -505,30 +570,30 @@ def cmp_pagetypeinfo(cap: Capture, step: str, m: Machine, skip: Skip | None):
         if why:
             return (False, f"Node {key[0]} {key[1]} {key[2]} free outside the skipped chunks: "
                     f"{why}", "free blocks in the skipped chunks")
-    cols = kblk[None]
-    for key, row in kblk.items():
-        if key is None or key[1] not in HOT_ZONES:
+    cols = kcols or []   # no column line: no pageblock rows either
+    for bkey, row in kblk.items():
+        if bkey[1] not in cap.hot_zones:
             continue
-        zs = _zone_skip(m, key[1], skip)
+        zs = _zone_skip(m, bkey[1], skip)
         if zs is None:
-            if row != hblk.get(key):
-                return (False, f"Node {key[0]} {key[1]} pageblocks {cols}: kernel {row}, hotmem "
-                        f"{hblk.get(key)}", "")
+            if row != hblk.get(bkey):
+                return (False, f"Node {bkey[0]} {bkey[1]} pageblocks {cols}: kernel {row}, hotmem "
+                        f"{hblk.get(bkey)}", "")
             continue
         # pageblocks outside the skipped chunks must agree type by type; the
         # remainder must be exactly the pageblocks of the skipped chunks
-        out = _pageblocks_outside(m, key[1], zs, [names[c] for c in cols])
+        out = _pageblocks_outside(m, bkey[1], zs, [names[c] for c in cols])
         res = np.array(row) - out
-        inside = _skip_pages_in_zone(m, key[1], zs) >> m.arch.pageblock_order
-        skipped.append(f"{key[1]}: free blocks and pageblock types in the skipped chunks")
+        inside = _skip_pages_in_zone(m, bkey[1], zs) >> m.arch.pageblock_order
+        skipped.append(f"{bkey[1]}: free blocks and pageblock types in the skipped chunks")
         if (res < 0).any() or int(res.sum()) != inside:
-            return (False, f"Node {key[0]} {key[1]} pageblocks {cols}: kernel {row}, hotmem "
+            return (False, f"Node {bkey[0]} {bkey[1]} pageblocks {cols}: kernel {row}, hotmem "
                     f"outside the skipped chunks {out.tolist()} (+{inside} skipped pageblocks)",
                     "; ".join(skipped))
     return True, "", "; ".join(dict.fromkeys(skipped))
 
 
-def _pageblocks_outside(m: Machine, zname: str, skip: Skip, types: list[int]) -> np.ndarray:
+def _pageblocks_outside(m: Machine, zname: str, skip: Skip, types: list[int]) -> IntArray:
     z = m.zone_by_name(zname)
     pbo = m.arch.pageblock_order
     s, e = z.zone_start_pfn >> pbo << pbo, -(-z.zone_end_pfn >> pbo) << pbo
@@ -547,19 +612,22 @@ def hot_blocks(cap: Capture) -> range:
     return range(cap.manifest["range_start_pfn"] // pages, cap.manifest["range_end_pfn"] // pages)
 
 
-def cmp_sysfs(cap: Capture, step: str, m: Machine, fname: str):
+def _show(v: bytes | None) -> str:
+    return "absent" if v is None else repr(v.decode())
+
+
+def cmp_sysfs(cap: Capture, step: str, m: Machine, fname: str) -> Outcome:
     for blk in hot_blocks(cap):
         kern = cap.step_file(step, f"sys/devices/system/memory/memory{blk}/{fname}")
         hot = None
         if blk < m.nr_blocks and m.blk_state[blk]:
             hot = sysfs_view.block_files(m, blk)[fname].encode()
         if kern != hot:
-            show = lambda v: "absent" if v is None else repr(v.decode())  # noqa: E731
-            return False, f"memory{blk}/{fname}: kernel {show(kern)}, hotmem {show(hot)}", ""
+            return False, f"memory{blk}/{fname}: kernel {_show(kern)}, hotmem {_show(hot)}", ""
     return True, "", ""
 
 
-def cmp_block_size(cap: Capture, step: str, m: Machine):
+def cmp_block_size(cap: Capture, step: str, m: Machine) -> Outcome:
     kern = cap.step_file(step, "sys/devices/system/memory/block_size_bytes")
     hot = sysfs_view.block_size_bytes(m).encode()
     if kern != hot:
@@ -579,33 +647,35 @@ def _hotmem_outcome(results: list[StepResult], block: int | None) -> tuple[str, 
     return "ok", ""
 
 
-def cmp_outcome(kstep: dict, results: list[StepResult]):
+def cmp_outcome(kstep: ManifestStep, results: list[StepResult]) -> Outcome:
     if not results:
         # a capture step no scenario step maps to does nothing to memory
         if kstep["result"] != "ok":
             return (False, f"{kstep['op']}: kernel {kstep['result']}, and no scenario step "
                     "maps to this capture step", "")
         return True, "", "no hotmem step (nothing changes memory here)"
-    hot, msg = _hotmem_outcome(results, kstep.get("block"))
+    block = kstep.get("block")
+    hot, msg = _hotmem_outcome(results, block)
     if hot != kstep["result"]:
-        return (False, f"{kstep['op']} {'memory' + str(kstep['block']) if kstep.get('block') is not None else ''}: "
-                f"kernel {kstep['result']}, hotmem {hot}" + (f" ({msg})" if msg else ""), "")
+        where = "" if block is None else f"memory{block}"
+        return (False, f"{kstep['op']} {where}: kernel {kstep['result']}, hotmem {hot}"
+                + (f" ({msg})" if msg else ""), "")
     return True, "", ""
 
 
 # ---------------------------------------------------------------- driver
 
-def compare_step(cap: Capture, kstep: dict, m: Machine, results: list[StepResult],
+def compare_step(cap: Capture, kstep: ManifestStep, m: Machine, results: list[StepResult],
                  kernel_chunks: set[int] | None) -> list[Record]:
     step = kstep["dir"]
-    recs = []
+    recs: list[Record] = []
 
-    def add(fname, res):
+    def add(fname: str, res: Outcome) -> None:
         ok, detail, skipped = res
         recs.append(Record(cap.name, step, fname, ok, detail, skipped))
 
     add("outcome", cmp_outcome(kstep, results))
-    skip = None
+    skip: Skip | None = None
     if kernel_chunks is not None:
         # the kernel's chunks, and those of hotmem's stand-in allocation
         rs, re_ = cap.manifest["range_start_pfn"], cap.manifest["range_end_pfn"]
@@ -624,7 +694,7 @@ def compare_step(cap: Capture, kstep: dict, m: Machine, results: list[StepResult
     return recs
 
 
-def compare_keys_step(cap: Capture, kstep: dict, m: Machine, results: list[StepResult],
+def compare_keys_step(cap: Capture, kstep: ManifestStep, m: Machine, results: list[StepResult],
                       kernel_chunks: set[int] | None) -> list[Record]:
     """The layout of the /proc files, not their values: the keys of every
     /proc/zoneinfo zone section, in order, and the migratetypes of
@@ -657,8 +727,14 @@ def check_keys(path: str | Path) -> list[Record]:
     return check_capture(path, step_fn=compare_keys_step)
 
 
+#: what compares one capture step: (capture, its manifest step, the machine
+#: after the scenario steps mapped to it, their results, the skipped chunks)
+StepFn = Callable[[Capture, ManifestStep, Machine, list[StepResult], set[int] | None],
+                  list[Record]]
+
+
 def check_capture(path: str | Path, scenario_text: str | None = None,
-                  step_fn=compare_step) -> list[Record]:
+                  step_fn: StepFn = compare_step) -> list[Record]:
     """Replay one capture in hotmem; a Record per (capture step, file).
     ``scenario_text`` replaces the capture's .toml (for experiments);
     ``step_fn`` makes the records of one step (compare_step: the values)."""
@@ -682,6 +758,7 @@ def check_capture(path: str | Path, scenario_text: str | None = None,
     compare_at = {i: d for d, i in last_of.items()}
     records: list[Record] = []
     m = sc.build_machine()
+    cap.hotmem_boot = parse_zoneinfo(zoneinfo(m))
     # the kernel's own allocations (slab, seq_file buffers, pages on per-cpu
     # lists, which hotmem does not model) and those of a scenario's stand-in
     # alloc step: the MAX_ORDER chunks they reach are compared by residual
@@ -804,7 +881,7 @@ def resolve(names: list[str]) -> list[Path]:
                 "(tests/data/oracle); run from a clone, or set HOTMEM_ORACLE_DIR or "
                 "name the .tar.xz files")
         return found
-    out = []
+    out: list[Path] = []
     for n in names:
         p = Path(n)
         if not p.exists() and not n.endswith(".tar.xz"):
@@ -815,7 +892,7 @@ def resolve(names: list[str]) -> list[Path]:
     return out
 
 
-def _capture_order(p: Path):
+def _capture_order(p: Path) -> tuple[int, str] | tuple[int, tuple[int, ...], int]:
     mo = re.match(r"(\d+\.\d+)-mom(\d)-(\w+)", p.name)
     if not mo:
         return (9, p.name)
@@ -849,12 +926,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(r.ok for r in records) else 1
 
 
+def _matrix_cell(first_bad: Record | None) -> str:
+    return "match" if first_bad is None else first_bad.detail
+
+
 def _print(records: list[Record], as_json: bool) -> None:
     if as_json:
         summ = summarize(records)
         json.dump({"records": [asdict(r) for r in records],
-                   "matrix": {cap: {f: ("match" if summ[(c, f)] is None else summ[(c, f)].detail)
-                                    for (c, f) in summ if c == cap}
+                   "matrix": {cap: {f: _matrix_cell(summ[(c, f)]) for (c, f) in summ if c == cap}
                               for cap in dict.fromkeys(r.capture for r in records)}},
                   sys.stdout, indent=1)
         sys.stdout.write("\n")

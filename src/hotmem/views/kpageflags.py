@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import BinaryIO
 
 import numpy as np
+import numpy.typing as npt
 
 from ..constants import (
     P_BUDDY,
@@ -14,6 +15,7 @@ from ..constants import (
     P_VMEMMAP,
     SECTION_IS_ONLINE,
 )
+from ..kernel import Kernel
 from ..state import MachineState
 
 KPF = {"LOCKED": 0, "ERROR": 1, "REFERENCED": 2, "UPTODATE": 3, "DIRTY": 4, "LRU": 5,
@@ -42,21 +44,21 @@ def vmemmap_flags(m: MachineState) -> np.uint64:
     return np.uint64(m.design.memmap_kpageflags(m))
 
 
-def unpopulated_value(kernel) -> np.uint64:
+def unpopulated_value(kernel: Kernel) -> np.uint64:
     """KPF value of a pfn without an online memmap (pfn_to_online_page() NULL:
     offline, never onlined or removed memory, holes): stable_page_flags(NULL)
     = KPF_NOPAGE until 6.15; kpage_read() writes 0 from 6.16."""
     return np.uint64(0) if kernel.kpageflags_unpopulated_zero else NOPAGE
 
 
-def _bits(m: MachineState, plane: int, s: int, e: int) -> np.ndarray:
+def _bits(m: MachineState, plane: int, s: int, e: int) -> npt.NDArray[np.bool_]:
     """Booleans of ``plane`` for pfns [s, e) (s is 64-aligned)."""
     e64 = -(-e // 64) * 64
     w = m.pages.words(plane, s, e64)
     return np.unpackbits(w.view(np.uint8), bitorder="little")[: e - s].astype(bool)
 
 
-def kpageflags(m: MachineState, start: int, end: int) -> np.ndarray:
+def kpageflags(m: MachineState, start: int, end: int) -> npt.NDArray[np.uint64]:
     """KPF values of pfns [start, end) as the era's kernel reports them."""
     end = min(end, m.kpageflags_end())
     if end <= start:

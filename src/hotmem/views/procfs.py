@@ -191,7 +191,10 @@ def zone_stat_names(m: MachineState) -> list[str]:
     if k.zoneinfo_nr_bounce:
         names.append("nr_bounce")
     names += ["nr_zspages", "nr_free_cma"]
-    if k.at_least(6, 12):                  # CONFIG_UNACCEPTED_MEMORY: not in 6.1; taken as 6.12
+    if k.at_least(6, 12) and m.arch.pc_layout:
+        # CONFIG_UNACCEPTED_MEMORY: selected by x86's INTEL_TDX_GUEST and
+        # AMD_MEM_ENCRYPT only (Debian's amd64 6.12.117 config has it, its
+        # arm64 and ppc64el configs not); not in 6.1, taken as 6.12
         names.append("nr_unaccepted")
     return names
 
