@@ -9,10 +9,9 @@ import time
 
 import pytest
 
+from bench_support import SIZES, median_of
 from hotmem import bench
 from hotmem.machine import Machine
-
-from bench_support import SIZES, median_of
 
 BOOT = "32G"     # virtio-mem never self-hosts its memmap: 16 GiB of it for 1 TiB
 START = 64 << 30

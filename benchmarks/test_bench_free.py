@@ -4,9 +4,8 @@ import time
 
 import pytest
 
-from hotmem import bench
-
 from bench_support import SIZES, info, median_of
+from hotmem import bench
 
 
 @pytest.mark.parametrize("size,strategy", [

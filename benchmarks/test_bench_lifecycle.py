@@ -5,9 +5,8 @@ import time
 
 import pytest
 
-from hotmem import bench
-
 from bench_support import BIG, SIZES, median_of
+from hotmem import bench
 
 LIFECYCLE_SIZES = sorted({min(SIZES), max(SIZES)})
 

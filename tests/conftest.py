@@ -48,7 +48,7 @@ def snapshots_equal(a: dict, b: dict) -> list[str]:
             same = x.keys() == y.keys() and all(np.array_equal(np.asarray(x[k]), np.asarray(y[k]))
                                                 for k in x)
         elif isinstance(x, tuple):
-            same = all(np.array_equal(u, v) for u, v in zip(x, y))
+            same = all(np.array_equal(u, v) for u, v in zip(x, y, strict=True))
         elif isinstance(x, np.ndarray):
             same = np.array_equal(x, y)
         else:

@@ -3,11 +3,11 @@ import pytest
 
 from hotmem.arch import ARCHES, get_arch
 from hotmem.constants import GiB, MiB
+from hotmem.errors import ConfigError
+from hotmem.kernel import Kernel
 from hotmem.memory_hotplug import mhp_supports_memmap_on_memory as memmap_on_memory_verdict
 from hotmem.memremap import VmemAltmap
 from hotmem.sparse import force_waste_pages, vmemmap_pages_per_block
-from hotmem.errors import ConfigError
-from hotmem.kernel import Kernel
 
 # (arch, pages per section, default block size, vmemmap pages per block)
 GEOMETRY = [

@@ -1,10 +1,9 @@
 """Onlining and offlining many blocks at once ends exactly where one-by-one does."""
 import pytest
 
+from conftest import snapshots_equal
 from hotmem.invariants import check
 from hotmem.machine import Machine
-
-from conftest import snapshots_equal
 
 DIMM = 0x100000000
 
@@ -56,7 +55,7 @@ def test_batch_equals_one_by_one(kernel, name):
     b, rb = run(kernel, SEQUENCES[name], batch=True)
     assert ra == rb
     assert snapshots_equal(a.snapshot(), b.snapshot()) == []
-    for za, zb in zip(a.zones, b.zones):
+    for za, zb in zip(a.zones, b.zones, strict=True):
         assert za.span_state() == zb.span_state()
 
 

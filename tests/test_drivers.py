@@ -20,7 +20,7 @@ VM0 = {"name": "vm0", "driver": "virtio-mem", "start": "0x140000000", "size": "4
 
 def flags(m, s, e):
     u, c = np.unique(kpageflags(m, s, e), return_counts=True)
-    return {int(a): int(b) for a, b in zip(u, c)}
+    return {int(a): int(b) for a, b in zip(u, c, strict=True)}
 
 
 def movable(m):

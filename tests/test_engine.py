@@ -1,12 +1,11 @@
 """Hot-add, online, offline and remove with exact kernel numbers, per arch and era."""
 import pytest
 
-from hotmem.errors import ConfigError, HotplugError
+from conftest import GiB, MiB, buddy_orders, snapshots_equal
 from hotmem.constants import MEM_OFFLINE, MEM_ONLINE, P_UNMOVABLE
+from hotmem.errors import ConfigError, HotplugError
 from hotmem.page_alloc import usable_free_pages
 from hotmem.views.kpageflags import kpageflags
-
-from conftest import GiB, MiB, buddy_orders, snapshots_equal
 
 X86_DIMM = 0x100000000  # QEMU puts DIMMs at 4 GiB on a 2 GiB pc machine
 
@@ -369,7 +368,8 @@ def test_second_node(machine):
     m.online(blocks[1], "online_movable")
     from hotmem.views import procfs
     lines = procfs.buddyinfo(m).splitlines()
-    assert lines[-2].startswith("Node 1, zone   Normal") and lines[-1].startswith("Node 1, zone  Movable")
+    assert lines[-2].startswith("Node 1, zone   Normal")
+    assert lines[-1].startswith("Node 1, zone  Movable")
     m.alloc(1000, zone="Normal", nid=1, placement="lowest")
     dma32 = m.zone_by_name("DMA32")
     free0 = m.zone_free_pages(dma32)

@@ -37,15 +37,22 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import json
-import sys
 import re
+import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from hotmem.fidelity import (FILES, check_capture, check_keys, format_matrix, pagetypeinfo_columns,
-                             summarize, zoneinfo_keys)
+from hotmem.fidelity import (
+    FILES,
+    check_capture,
+    check_keys,
+    format_matrix,
+    pagetypeinfo_columns,
+    summarize,
+    zoneinfo_keys,
+)
 
 ORACLE = Path(__file__).parent / "data" / "oracle"
 CAPTURES = sorted(ORACLE.glob("*.tar.xz"))

@@ -10,11 +10,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from conftest import snapshots_equal
 from hotmem.errors import HotplugError
 from hotmem.invariants import check
 from hotmem.machine import Machine
-
-from conftest import snapshots_equal
 
 DIMM = 0x100000000
 BLOCK = 128 << 20

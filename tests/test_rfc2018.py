@@ -12,15 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import CheckedMachine  # invariants checked after every operation
 from hotmem import invariants
 from hotmem.cli import main as cli_main
 from hotmem.compare import compare, design_overrides, metrics
-from hotmem.errors import HotplugError
 from hotmem.constants import MEM_OFFLINE, MEM_ONLINE, P_RESERVED, P_VMEMMAP, SECTION_IS_ONLINE
+from hotmem.errors import HotplugError
 from hotmem.scenario import load_scenario, loads_scenario, run_scenario
 from hotmem.views.kpageflags import decode, kpageflags
-
-from conftest import CheckedMachine  # invariants checked after every operation
 
 SCEN = Path(__file__).resolve().parents[1] / "src" / "hotmem" / "scenarios"
 B = 0x100000          # pfn of 4 GiB: memory32 on x86_64 (128 MiB blocks)
@@ -54,7 +53,7 @@ def assert_same(a, b, path="snapshot"):
             assert_same(a[k], b[k], f"{path}[{k!r}]")
     elif isinstance(a, (list, tuple)):
         assert isinstance(b, (list, tuple)) and len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             assert_same(x, y, f"{path}[{i}]")
     elif isinstance(a, np.ndarray):
         assert np.array_equal(a, b), path
@@ -64,7 +63,7 @@ def assert_same(a, b, path="snapshot"):
 
 def free_blocks(m, s, e):
     heads, orders = m.pages.free_blocks(s, e)
-    return [(int(h), int(o)) for h, o in zip(heads, orders)]
+    return [(int(h), int(o)) for h, o in zip(heads, orders, strict=True)]
 
 
 # ---------------------------------------------------------------- hot-add
@@ -390,7 +389,7 @@ def test_fast_engine_matches_the_reference():
     fast, fsnaps, fcalls = _small_run("fast")
     ref, rsnaps, rcalls = _small_run("reference")
     assert len(fsnaps) == 4
-    for a, b in zip(fsnaps, rsnaps):
+    for a, b in zip(fsnaps, rsnaps, strict=True):
         assert_same(a, b)
     assert fcalls == rcalls == [(36 * PPB, 36 * PPB + 512)]
     assert fast.groups[0].design_state.misaligned == ref.groups[0].design_state.misaligned

@@ -2,9 +2,11 @@
 reference: vmemmap pages per section, isolation checks, freeing to the buddy."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from hotmem import _core, _scan, strategies as S
+from hotmem import _core, _scan
+from hotmem import strategies as S
 from hotmem.machine import Machine
 from hotmem.reference import RefPageState
 

@@ -86,10 +86,12 @@ def test_pagetypeinfo(m):
     text = procfs.pagetypeinfo(m)
     assert text.startswith("Page block order: 9\nPages per block:  512\n\n"
                            "Free pages count per migrate type at order       0      1")
-    assert ("Node    0, zone  Movable, type      Movable" + "      0" * 9 + "      1     31 \n") in text
+    assert ("Node    0, zone  Movable, type      Movable" + "      0" * 9
+            + "      1     31 \n") in text
     assert ("Number of blocks type     Unmovable      Movable  Reclaimable   HighAtomic"
             "      Isolate \n") in text
-    assert "Node 0, zone  Movable            1           63            0            0            0 \n" in text
+    assert ("Node 0, zone  Movable            1           63            0            0"
+            "            0 \n") in text
 
 
 def test_sysfs_memory(m):

@@ -3,8 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .constants import (MEM_ONLINE, MIGRATE_ISOLATE, P_BUDDY, P_VMEMMAP, SECTION_IS_ONLINE,
-                        pages_in_free_area)
+from .constants import (
+    MEM_ONLINE,
+    MIGRATE_ISOLATE,
+    P_BUDDY,
+    P_VMEMMAP,
+    SECTION_IS_ONLINE,
+    pages_in_free_area,
+)
 from .state import MachineState
 
 
@@ -22,7 +28,7 @@ def check(m: MachineState) -> None:
         problems.append("negative nr_free")
     heads, orders = p.free_blocks(0, end) if end else (np.zeros(0, np.int64), np.zeros(0, np.int8))
     recount = np.zeros_like(nf)
-    for h, o in zip(heads.tolist(), orders.tolist()):
+    for h, o in zip(heads.tolist(), orders.tolist(), strict=True):
         mt, iso, zid = p.pageblock(h)
         if zid < 0:
             problems.append(f"free block at pfn {h:#x} has no zone")

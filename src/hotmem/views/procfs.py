@@ -57,7 +57,8 @@ def buddyinfo(m: MachineState) -> str:
             if not z.populated():
                 continue
             counts = m.pages.nr_free[z.zid].sum(axis=0)
-            lines.append(f"Node {nid}, zone {z.name:>8} " + "".join(f"{int(c):6d} " for c in counts))
+            lines.append(f"Node {nid}, zone {z.name:>8} "
+                         + "".join(f"{int(c):6d} " for c in counts))
     return "".join(line + "\n" for line in lines)
 
 
@@ -73,7 +74,7 @@ def pageblock_counts(m: MachineState, z: Zone) -> dict[int, int]:
     sec = pfns >> (m.arch.section_size_bits - m.arch.page_shift)
     ok = (zn == z.zid + 1) & ((m.sec_flags[sec] & SECTION_IS_ONLINE) != 0)
     kinds = pageblock_lists(mt)[ok]
-    return {int(k): int(c) for k, c in zip(*np.unique(kinds, return_counts=True))}
+    return {int(k): int(c) for k, c in zip(*np.unique(kinds, return_counts=True), strict=True)}
 
 
 def pagetypeinfo(m: MachineState) -> str:
