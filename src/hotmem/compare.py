@@ -14,7 +14,7 @@ from .machine import Machine
 from .page_alloc import zone_nr_free_pages
 from .report import MachineReport, machine_report, memmap_summary
 from .scenario import Scenario, StepResult, run_scenario
-from .state import Hazard
+from .state import DeviceReport, Hazard
 
 Runs = dict[str, tuple[Machine, list[StepResult]]]
 
@@ -47,6 +47,7 @@ class Metrics(TypedDict):
     cross_block_dependencies: list[Hazard]
     blocks_with_memmap_elsewhere: list[int]
     misaligned_free_blocks: dict[str, list[tuple[int, int]]]
+    devices: dict[str, DeviceReport]
 
 
 class CompareEntry(TypedDict):
@@ -126,6 +127,7 @@ def metrics(m: Machine) -> Metrics:
         "blocks_with_memmap_elsewhere": sorted({b for d in deps for b in d["dependents"]}),
         "misaligned_free_blocks": {str(b): c for b, c in m.design.misaligned_chunks(m).items()
                                    if c},
+        "devices": {name: dev.report(m) for name, dev in m.devices.items()},
     }
 
 
@@ -181,6 +183,22 @@ def format_compare(runs: Runs) -> str:
         rfc_only=True)
     row("misaligned buddy blocks (online)", lambda n: sum(
         len(c) for c in mets[n]["misaligned_free_blocks"].values()), rfc_only=True)
+    devices = sorted({d for n in names for d in mets[n]["devices"]})
+
+    def device_plugged(dev: str) -> Callable[[str], object]:
+        def cell(n: str) -> object:
+            r = mets[n]["devices"].get(dev)
+            return "-" if r is None else r["plugged_size_bytes"] >> 20
+        return cell
+
+    def device_offline(dev: str) -> Callable[[str], object]:
+        def cell(n: str) -> object:
+            r = mets[n]["devices"].get(dev)
+            return "-" if r is None else r["page_offline_pages"]
+        return cell
+    for dev in devices:
+        row(f"device {dev} plugged (MiB)", device_plugged(dev))
+        row(f"device {dev} PageOffline pages", device_offline(dev))
     row("max-order free blocks", lambda n: mets[n]["free_blocks_per_order"][-1])
 
     def free_of_order(o: int) -> Callable[[str], object]:
