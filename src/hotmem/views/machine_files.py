@@ -1,0 +1,42 @@
+"""The rest of a machine's memory files beside buddyinfo/zoneinfo/pagetypeinfo,
+kpageflags and the memory blocks: /proc/{meminfo,vmstat,iomem},
+/sys/devices/system/node, the memoryN/nodeM links and
+/sys/module/memory_hotplug/parameters."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ..fileio import ensure_dir, symlink_atomic, write_atomic
+from ..state import MachineState
+from . import iomem, meminfo, nodes, vmstat
+
+NODE_DIR = "sys/devices/system/node"
+MEMORY_DIR = "sys/devices/system/memory"
+PARAM_DIR = "sys/module/memory_hotplug/parameters"
+
+
+def machine_files(m: MachineState) -> dict[str, str]:
+    """Path under the export root -> contents (nodes.Symlink for a link)."""
+    files = {"proc/meminfo": meminfo.meminfo(m), "proc/vmstat": vmstat.vmstat(m),
+             "proc/iomem": iomem.iomem(m)}
+    files.update({f"{NODE_DIR}/{p}": t for p, t in nodes.node_tree(m).items()})
+    files.update({f"{MEMORY_DIR}/{p}": t for p, t in nodes.block_node_links(m).items()})
+    files.update({f"{PARAM_DIR}/{p}": t for p, t in nodes.module_parameters(m).items()})
+    return files
+
+
+def write_machine_files(m: MachineState, root: str | Path) -> None:
+    """Write machine_files() under root (after the memory block tree, whose
+    directories the memoryN/nodeM links go into); stale nodes and parameters
+    of an earlier export are removed first."""
+    root = Path(root)
+    for d in (NODE_DIR, PARAM_DIR):
+        if (root / d).is_dir() and not (root / d).is_symlink():
+            shutil.rmtree(root / d)
+    for rel, text in machine_files(m).items():
+        parent = ensure_dir(root, Path(rel).parent)
+        if isinstance(text, nodes.Symlink):
+            symlink_atomic(str(text), parent / Path(rel).name)
+        else:
+            write_atomic(parent / Path(rel).name, text)
