@@ -68,6 +68,23 @@ def block_node_links(m: MachineState) -> dict[str, str]:
             for b in m.present_blocks()}
 
 
+# QEMU's ACPI memory devices: \\_SB.MHPC (PNP0A06) holds one PNP0C80 per slot
+ACPI_MEMORY_DEVICES = "../../../LNXSYSTM:00/LNXSYBUS:00/PNP0A06:00"
+
+
+def firmware_nodes(m: MachineState) -> dict[str, str]:
+    """memoryN/firmware_node of the blocks an ACPI memory device added:
+    acpi_bind_memory_blocks() binds each block to its PNP0C80 device
+    (acpi_bind_one creates the link); one device per memory group."""
+    out: dict[str, str] = {}
+    for blk in m.present_blocks():
+        g = m.group_of_block(int(blk))
+        if g is not None and g.driver == "acpi":
+            out[f"memory{int(blk)}/firmware_node"] = Symlink(
+                f"{ACPI_MEMORY_DEVICES}/PNP0C80:{g.gid:02x}")
+    return out
+
+
 def module_parameters(m: MachineState) -> dict[str, str]:
     """/sys/module/memory_hotplug/parameters: memmap_on_memory (5.13; "force"
     from 6.6, else the bool's Y/N), online_policy, auto_movable_ratio and
