@@ -25,6 +25,8 @@ The format (JSON, ``"format": "hotmem-snapshot"``, ``"version": 1``):
 ``zones``       per node and zone: start_pfn, spanned, present, managed, cma,
                 free, min, low, high, promo (null before 6.12)
 ``free_blocks`` per node, zone, migratetype (null: buddyinfo only) and order
+``buddyinfo``   per node and zone, free blocks per order (pagetypeinfo caps a
+                list at 100000)
 ``pageblocks``  per node and zone: pageblocks by migratetype (pagetypeinfo)
 ``blocks``      {"ids", "state", "node", "zone", "hot", "group"}: one entry per
                 memory block; zone is the online block's zone ("" offline or
@@ -39,12 +41,12 @@ The format (JSON, ``"format": "hotmem-snapshot"``, ``"version": 1``):
 ``source``      root, what was read, what could not be read and why, notes.
 
 Boot memory versus hot-added memory: a block bound to an ACPI memory device
-(``memoryN/firmware_node`` -> PNP0C80) was hot-added by the ACPI driver, a
-block in a driver-managed resource ("System RAM (virtio_mem)", ...) by that
-driver; otherwise, when /proc/iomem shows addresses, System RAM resources up
-to the one holding the kernel image are boot memory, and later ones that are
-whole memory blocks are hot-added devices.  Without either, every block is
-taken as boot memory (noted).
+(``memoryN/firmware_node`` -> PNP0C80, which acpi_bind_memory_blocks()
+creates) was hot-added by the ACPI driver, one device per memory group; a
+block in a driver-managed resource ("System RAM (virtio_mem)", "System RAM
+(kmem)") by that driver; in an oracle capture step, the DIMMs its manifest
+lists.  Every other block is boot memory, whose System RAM ranges come from
+/proc/iomem (whole memory blocks when its addresses are hidden).
 """
 from __future__ import annotations
 
@@ -63,7 +65,7 @@ from .arch import get_arch
 from .constants import (MEM_OFFLINE, MEM_ONLINE, MIGRATE_MOVABLE, MIGRATE_TYPES,
                         MIGRATE_UNMOVABLE, P_RESERVED, P_UNMOVABLE, P_VMEMMAP,
                         SECTION_HAS_MEM_MAP, SECTION_IS_EARLY, SECTION_IS_ONLINE,
-                        SECTION_MARKED_PRESENT, ZONE_MOVABLE)
+                        SECTION_MARKED_PRESENT, ZONE_MOVABLE, pageblock_lists)
 from .errors import ConfigError
 from .fileio import write_atomic
 from .kernel import Kernel
@@ -96,6 +98,8 @@ CAT_NOPAGE, CAT_FREE, CAT_MOVABLE, CAT_VMEMMAP, CAT_RESERVED, CAT_NOMAP, CAT_UNM
 PAGE_CATS = {"free": CAT_FREE, "reserved": CAT_RESERVED, "unmovable": CAT_UNMOVABLE,
              "vmemmap": CAT_VMEMMAP, "nomap": CAT_NOMAP}
 KPF_CHUNK = 1 << 22
+PAGETYPEINFO_CAP = 100000
+_POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
 
 
 # ---------------------------------------------------------------- reading
@@ -335,36 +339,41 @@ def read_snapshot(root: str | Path = "/", arch: str | None = None) -> dict[str, 
         gid = int(name.split(":")[1], 16) if re.fullmatch(r"PNP0C80:[0-9a-f]+", name) \
             else len(groups)
         groups.append({"id": gid, "driver": "acpi", "name": name, "blocks": sorted(ids)})
+    present = {b["id"] for b in blocks}
+    if manifest and not by_device:
+        # an oracle capture: the DIMMs QEMU plugged (its sysfs copy has no
+        # firmware_node links)
+        for i, d in enumerate(manifest.get("dimms", [])):
+            ids = [x for x in range(int(d["addr"]) // block_size,
+                                    (int(d["addr"]) + int(d["size"])) // block_size)
+                   if x in present]
+            if ids:
+                groups.append({"id": i, "driver": "acpi", "name": str(d["id"]),
+                               "blocks": ids})
     boot_ranges: list[list[int]] = []
+    taken = {x for g in groups for x in g["blocks"]}
     if resources is not None:
-        kernel_at = max((i for i, res in enumerate(resources)
-                         if any(c.startswith("Kernel") for c in res[3])), default=0)
-        for i, (s, e, name, _) in enumerate(resources):
+        for s, e, name, _ in resources:
             spfn, epfn = s >> ps, (e + 1) >> ps
-            ids = [b["id"] for b in blocks if spfn <= b["id"] * ppb < epfn]
-            if any(i in block_group for i in ids):
-                continue
-            whole = s % block_size == 0 and (e + 1) % block_size == 0
-            taken = {x for g in groups for x in g["blocks"]}
-            if name in DRIVER_RESOURCES or (i > kernel_at and whole and not by_device):
+            ids = [x for x in range(spfn // ppb, -(-epfn // ppb)) if x in present]
+            if name in DRIVER_RESOURCES:
                 if ids and not set(ids) & taken:
                     groups.append({"id": max([g["id"] for g in groups], default=-1) + 1,
-                                   "driver": DRIVER_RESOURCES.get(name, "acpi"),
+                                   "driver": DRIVER_RESOURCES[name],
                                    "name": f"{name} {s:#x}-{e:#x}", "blocks": ids})
+                    taken |= set(ids)
             elif not set(ids) & taken:
                 boot_ranges.append([spfn, epfn])
     else:
-        hot = {x for g in groups for x in g["blocks"]}
         for b in blocks:
-            if b["id"] not in hot:
+            if b["id"] not in taken:
                 s = b["id"] * ppb
                 if boot_ranges and boot_ranges[-1][1] == s:
                     boot_ranges[-1][1] = s + ppb
                 else:
                     boot_ranges.append([s, s + ppb])
-        if not groups:
-            notes.append("no ACPI memory device links and no /proc/iomem addresses: every "
-                         "memory block is taken as boot memory")
+        notes.append("/proc/iomem addresses unreadable: boot memory taken as whole memory "
+                     "blocks")
     for g in groups:
         for blk in g["blocks"]:
             block_group[blk] = g["id"]
@@ -387,6 +396,7 @@ def read_snapshot(root: str | Path = "/", arch: str | None = None) -> dict[str, 
         "boot_ranges": boot_ranges,
         "zones": [z for z in zoneinfo],
         "free_blocks": free_by_type or buddy,
+        "buddyinfo": buddy,
         "pageblocks": pageblocks,
         "blocks": {"ids": [b["id"] for b in blocks],
                    "state": [b["state"] for b in blocks],
@@ -659,7 +669,9 @@ def _build(doc: dict[str, Any]) -> Machine:
             s = blk * ppb
             p.set_pageblocks(s, s + nr, MIGRATE_UNMOVABLE, int(m.blk_zone[blk]))
     pbo = a.pageblock_order
-    for s, e in claimed:
+    # without pagetypeinfo's pageblock counts: an unmovable page's pageblock
+    # was claimed by its allocation; with them, _match_pageblocks decides
+    for s, e in ([] if doc.get("pageblocks") else claimed):
         for pb in range(s >> pbo, ((e - 1) >> pbo) + 1):
             mt, _, _ = p.pageblock(pb << pbo)
             if mt == MIGRATE_MOVABLE:
@@ -707,14 +719,17 @@ def _synthesize(m: MachineState, doc: dict[str, Any], lo: int, hi: int) -> None:
     p = m.pages
     ppb = m.pages_per_block
     orders = a.max_page_order + 1
-    want = np.zeros((len(m.zones), MIGRATE_TYPES, orders), dtype=np.int64)
-    for fb in doc["free_blocks"]:
-        zid = next((z.zid for z in m.zones if z.nid == fb["node"] and z.name == fb["zone"]
-                    and z.configured), None)
-        if zid is None:
-            continue
-        mt = MIGRATETYPE_IDS.get(fb["migratetype"] or "Movable", MIGRATE_MOVABLE)
-        want[zid, mt, :len(fb["counts"])] += np.asarray(fb["counts"][:orders])
+    typed = _wanted_free(m, doc)
+    if typed is not None:
+        want = typed
+    else:   # buddyinfo only: everything on the Movable lists
+        want = np.zeros((len(m.zones), MIGRATE_TYPES, orders), dtype=np.int64)
+        for fb in doc["free_blocks"]:
+            zid = next((z.zid for z in m.zones if z.nid == fb["node"]
+                        and z.name == fb["zone"] and z.configured), None)
+            if zid is not None:
+                want[zid, MIGRATE_MOVABLE, :len(fb["counts"])] += \
+                    np.asarray(fb["counts"][:orders])
     ids = np.asarray(doc["blocks"]["ids"], dtype=np.int64)
     on = np.asarray([s == "online" for s in doc["blocks"]["state"]], dtype=bool)
     for z in m.zones:
@@ -754,25 +769,39 @@ def _synthesize(m: MachineState, doc: dict[str, Any], lo: int, hi: int) -> None:
         avail &= np.concatenate((pbz[off:], np.zeros(max(0, len(avail) - len(pbz) + off),
                                                      dtype=bool)))[:len(avail)]
         used = np.zeros_like(avail)
-        for o in range(orders - 1, -1, -1):
-            n_total = int(missing[:, o].sum())
-            if not n_total:
-                continue
-            size = 1 << o
-            L = len(avail) // size * size
-            free_slot = (avail[:L] & ~used[:L]).reshape(-1, size).all(axis=1)
-            if o < orders - 1:
-                # a block whose buddy is free would merge: take even slots whose
-                # odd buddy stays allocated
-                pair = free_slot[: len(free_slot) // 2 * 2].reshape(-1, 2)
-                slots = np.flatnonzero(pair[:, 0] & pair[:, 1]) * 2
-            else:
-                slots = np.flatnonzero(free_slot)
-            slots = slots[:n_total]
-            for k in slots.tolist():
-                used[k * size:(k + 2 if o < orders - 1 else k + 1) * size] = True
-                s = base + k * size
-                p.free_range(s, s + size)
+        npb = -(-len(avail) // (1 << pbo))
+        pb_type = np.full(npb, -1, dtype=np.int8)   # list a pageblock was given to
+        base_pb = base >> pbo
+        for mt in (MIGRATE_UNMOVABLE, 2, 3, MIGRATE_MOVABLE):   # Reclaimable, HighAtomic
+            for o in range(orders - 1, -1, -1):
+                n = int(missing[mt, o])
+                if not n:
+                    continue
+                size = 1 << o
+                L = len(avail) // size * size
+                free_slot = np.flatnonzero((avail[:L] & ~used[:L]).reshape(-1, size).all(axis=1))
+                chosen: set[int] = set()
+                for k in free_slot.tolist():
+                    if n <= 0:
+                        break
+                    if o < orders - 1 and (k ^ 1) in chosen:
+                        continue   # two free buddies of one order would merge
+                    pb0 = (k * size) >> pbo
+                    pb1 = max(pb0 + 1, ((k + 1) * size) >> pbo)
+                    kinds = pb_type[pb0:pb1]
+                    if not ((kinds == mt) | (kinds == -1)).all():
+                        continue
+                    if mt != MIGRATE_MOVABLE and (kinds == -1).any() and \
+                            used[pb0 << pbo:pb1 << pbo].any():
+                        continue   # a pageblock that already holds Movable blocks
+                    chosen.add(k)
+                    used[k * size:(k + 1) * size] = True
+                    pb_type[pb0:pb1] = mt
+                    s = base + k * size
+                    if mt != MIGRATE_MOVABLE:
+                        p.set_migratetype((base_pb + pb0) << pbo, (base_pb + pb1) << pbo, mt)
+                    p.free_range(s, s + size)
+                    n -= 1
         # the rest of the range is allocated: unmovable in boot memory, movable
         # in hot-added memory (no plane: a page no plane marks is movable)
         for s, e in ranges:
@@ -800,51 +829,117 @@ def _wanted_free(m: MachineState, doc: dict[str, Any]) -> np.ndarray | None:
         if z is not None and fb["migratetype"] in MIGRATETYPE_IDS:
             want[z.zid, MIGRATETYPE_IDS[fb["migratetype"]], :len(fb["counts"])] = \
                 np.asarray(fb["counts"][:orders])
+    # pagetypeinfo stops counting a list at 100000 (">100000"); buddyinfo has
+    # the whole count of every order: a single capped list gets the rest
+    for bi in doc.get("buddyinfo", []):
+        z = next((z for z in m.zones if z.nid == bi["node"] and z.name == bi["zone"]
+                  and z.configured), None)
+        if z is None:
+            continue
+        for o, total in enumerate(bi["counts"][:orders]):
+            capped = np.flatnonzero(want[z.zid, :, o] >= PAGETYPEINFO_CAP)
+            if len(capped) == 1:
+                want[z.zid, capped[0], o] = total - (want[z.zid, :, o].sum()
+                                                     - want[z.zid, capped[0], o])
     return want
 
 
 def _match_pageblocks(m: MachineState, doc: dict[str, Any]) -> None:
-    """No kernel file gives a pageblock's migratetype.  Where the Unmovable
-    free lists of the snapshot hold more than the Unmovable pageblocks found
-    from page contents give (a pageblock stays Unmovable after its unmovable
-    pages were freed), Movable pageblocks whose free blocks make up the
-    difference, lowest pfn first, are taken as Unmovable."""
+    """No kernel file gives a pageblock's migratetype, /proc/pagetypeinfo only
+    counts them and the free blocks on each type's lists.  Every pageblock
+    starts Movable (memmap on memory: Unmovable, as the kernel marks it); per
+    zone, pageblocks whose free blocks make up what the Unmovable,
+    Reclaimable and HighAtomic lists hold beyond that are moved to them
+    (those holding the most unmovable pages first, then the lowest pfn), and
+    the counts are made up with pageblocks that hold no free page, most
+    unmovable pages first."""
     want = _wanted_free(m, doc)
-    if want is None:
+    counts_read = {(pbd["node"], pbd["zone"]): pbd for pbd in doc.get("pageblocks", [])}
+    if want is None or not counts_read:
         return
     p, pbo = m.pages, m.arch.pageblock_order
     for z in m.zones:
-        if not z.configured or not z.present_pages:
+        if not z.configured or not z.present_pages or z.is_empty():
             continue
-        need = want[z.zid, MIGRATE_UNMOVABLE] - p.nr_free[z.zid, MIGRATE_UNMOVABLE]
-        if not (need > 0).any():
+        read = counts_read.get((z.nid, z.name), {})
+        s0 = z.zone_start_pfn >> pbo << pbo
+        e0 = -(-z.zone_end_pfn >> pbo) << pbo
+        types = [(t, MIGRATETYPE_IDS[t]) for t in ("Unmovable", "Reclaimable", "HighAtomic")]
+        needs = {mt: want[z.zid, mt] - p.nr_free[z.zid, mt] for _, mt in types}
+        built = _pageblock_counts(m, z.zid, s0, e0)
+        if not any((n > 0).any() for n in needs.values()) and all(
+                read.get(t, 0) == built.get(mt, 0) for t, mt in types):
             continue
-        heads, orders = p.free_blocks(z.zone_start_pfn, z.zone_end_pfn)
-        # candidates: a pageblock with its free blocks, or one free block
-        # larger than a pageblock with all the pageblocks it covers
+        # unmovable pages per pageblock of the span
+        words = p.words(P_UNMOVABLE, s0, e0)
+        per_pb = max((1 << pbo) // 64, 1)
+        pops = _POPCOUNT8[words.view(np.uint8)].reshape(-1, 8 * per_pb).sum(axis=1) \
+            if (1 << pbo) >= 64 else np.zeros((e0 - s0) >> pbo, dtype=np.int64)
+        heads, orders = p.free_blocks(s0, e0)
         cands: dict[tuple[int, int], np.ndarray] = {}
         for h, o in zip(heads.tolist(), orders.tolist()):
             key = (h >> pbo, (h >> pbo) + 1) if o <= pbo else (h >> pbo, (h + (1 << o)) >> pbo)
-            cands.setdefault(key, np.zeros(len(need), dtype=np.int64))[o] += 1
-        for o in range(len(need) - 1, -1, -1):
-            for key in sorted(cands):
+            cands.setdefault(key, np.zeros(want.shape[2], dtype=np.int64))[o] += 1
+
+        def movable(key: tuple[int, int]) -> bool:
+            return all(mt == MIGRATE_MOVABLE and not iso and zid == z.zid
+                       for mt, iso, zid in (p.pageblock(pb << pbo) for pb in range(*key)))
+
+        def rank(key: tuple[int, int]) -> tuple[int, int]:
+            return (-int(pops[key[0] - (s0 >> pbo):key[1] - (s0 >> pbo)].sum()), key[0])
+
+        for _, mt in types:
+            need = needs[mt]
+            for o in range(len(need) - 1, -1, -1):
                 if need[o] <= 0:
+                    continue
+                for key in sorted(cands, key=rank):
+                    hist = cands[key]
+                    if need[o] <= 0:
+                        break
+                    if hist[o] and (hist <= np.maximum(need, 0)).all() and movable(key):
+                        p.set_migratetype(key[0] << pbo, key[1] << pbo, mt)
+                        need -= hist
+                        del cands[key]
+        # pageblocks without a free page make up the counts
+        has_free = np.zeros(len(pops), dtype=bool)
+        for h, o in zip(heads.tolist(), orders.tolist()):
+            a0 = (h >> pbo) - (s0 >> pbo)
+            has_free[a0:max(a0 + 1, ((h + (1 << o)) >> pbo) - (s0 >> pbo))] = True
+        order = np.lexsort((np.arange(len(pops)), -pops))
+        built = _pageblock_counts(m, z.zid, s0, e0)
+        for t, mt in types:
+            short = read.get(t, 0) - built.get(mt, 0)
+            for i in order.tolist():
+                if short <= 0:
                     break
-                hist = cands[key]
-                kinds = [p.pageblock(pb << pbo) for pb in range(*key)]
-                if hist[o] and (hist <= np.maximum(need, 0)).all() and all(
-                        mt == MIGRATE_MOVABLE and not iso and zid == z.zid
-                        for mt, iso, zid in kinds):
-                    p.set_migratetype(key[0] << pbo, key[1] << pbo, MIGRATE_UNMOVABLE)
-                    need -= hist
-                    del cands[key]
+                if has_free[i] or not pops[i]:
+                    continue
+                pb = (s0 >> pbo) + i
+                if movable((pb, pb + 1)) and m.section_online(pb << pbo):
+                    p.set_migratetype(pb << pbo, (pb + 1) << pbo, mt)
+                    short -= 1
+
+
+def _pageblock_counts(m: MachineState, zid: int, s: int, e: int) -> dict[int, int]:
+    """Pageblocks of zone zid in [s, e) by free list, in online sections
+    (what /proc/pagetypeinfo counts)."""
+    if s >= e:
+        return {}
+    pbo = m.arch.pageblock_order
+    s, e = s >> pbo << pbo, -(-e >> pbo) << pbo
+    mt, zn = m.pages.pageblock_bytes(s, e)
+    pfns = s + (np.arange(len(mt), dtype=np.int64) << pbo)
+    sec = pfns >> (m.arch.section_size_bits - m.arch.page_shift)
+    ok = (zn == zid + 1) & ((m.sec_flags[sec] & SECTION_IS_ONLINE) != 0)
+    kinds, counts = np.unique(pageblock_lists(mt)[ok], return_counts=True)
+    return {int(k): int(c) for k, c in zip(kinds, counts)}
 
 
 def differences(m: MachineState, doc: dict[str, Any]) -> list[str]:
     """Where the machine built from ``doc`` differs from what the snapshot
     read: free blocks per zone (and migratetype) and order, pageblocks per
     migratetype.  Empty when it is the machine the files describe."""
-    from .views.procfs import pageblock_counts
     out = []
     want = _wanted_free(m, doc)
     p = m.pages
@@ -855,6 +950,8 @@ def differences(m: MachineState, doc: dict[str, Any]) -> list[str]:
             continue
         have = (p.nr_free[z.zid].sum(axis=0) if want is None
                 else p.nr_free[z.zid, MIGRATETYPE_IDS.get(fb["migratetype"], 0)])
+        if fb["migratetype"] is not None:
+            have = np.minimum(have, PAGETYPEINFO_CAP)   # as pagetypeinfo prints it
         if list(have[:len(fb["counts"])]) != fb["counts"]:
             out.append(f"node {z.nid} {z.name} {fb['migratetype'] or 'all'} free blocks "
                        f"per order: read {fb['counts']}, built {have.tolist()}")
@@ -863,7 +960,7 @@ def differences(m: MachineState, doc: dict[str, Any]) -> list[str]:
                   and z.configured), None)
         if z is None:
             continue
-        counts = pageblock_counts(m, z)
+        counts = _pageblock_counts(m, z.zid, z.zone_start_pfn, z.zone_end_pfn)
         for name, mt in MIGRATETYPE_IDS.items():
             if name in pbd and pbd[name] != counts.get(mt, 0):
                 out.append(f"node {z.nid} {z.name} {name} pageblocks: read {pbd[name]}, "
