@@ -234,27 +234,66 @@ def _arch_name(r: Reader, pageblock_order: int | None, manifest: dict[str, Any] 
                       "(/proc/pagetypeinfo unreadable); give --arch")
 
 
-def _blocks(r: Reader) -> list[dict[str, Any]]:
-    mem = r.path("sys/devices/system/memory")
+def _small(path: str) -> str | None:
+    """A small sysfs attribute, read with one read(2) (thousands of blocks)."""
     try:
-        names = [n for n in os.listdir(mem) if re.fullmatch(r"memory\d+", n)]
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 4096).decode(errors="replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _blocks(r: Reader) -> list[dict[str, Any]]:
+    mem = str(r.path("sys/devices/system/memory"))
+    try:
+        ids = sorted(int(e.name[6:]) for e in os.scandir(mem)
+                     if e.name.startswith("memory") and e.name[6:].isdigit())
     except OSError as err:
         raise ConfigError(f"{mem}: cannot read: {err.strerror}") from None
-    out = []
-    for name in sorted(names, key=lambda n: int(n[6:])):
-        rel = f"sys/devices/system/memory/{name}"
-        state = (r.text(f"{rel}/state") or "").strip()
-        zones = (r.text(f"{rel}/valid_zones") or "").split()
+    # the node of each block: nodeN/memoryM links (one listing per node);
+    # without a node tree, the block's own nodeN entry
+    node_of: dict[int, int] = {}
+    node_dir = str(r.path("sys/devices/system/node"))
+    try:
+        nodes = [e.name for e in os.scandir(node_dir)
+                 if e.name.startswith("node") and e.name[4:].isdigit()]
+    except OSError:
+        nodes = []
+    for n in nodes:
         try:
-            node_links = [n for n in os.listdir(r.path(rel)) if re.fullmatch(r"node\d+", n)]
+            for e in os.scandir(f"{node_dir}/{n}"):
+                if e.name.startswith("memory") and e.name[6:].isdigit():
+                    node_of[int(e.name[6:])] = int(n[4:])
         except OSError:
-            node_links = []
-        fw = r.link(f"{rel}/firmware_node")
-        out.append({"id": int(name[6:]), "state": state,
-                    "node": int(node_links[0][4:]) if node_links else 0,
+            pass
+    out = []
+    for blk in ids:
+        d = f"{mem}/memory{blk}"
+        state = (_small(f"{d}/state") or "").strip()
+        zones = (_small(f"{d}/valid_zones") or "").split()
+        nid = node_of.get(blk)
+        if nid is None:
+            try:
+                nid = next((int(n[4:]) for n in os.listdir(d)
+                            if n.startswith("node") and n[4:].isdigit()), 0)
+            except OSError:
+                nid = 0
+        try:
+            fw: str | None = os.readlink(f"{d}/firmware_node")
+        except OSError:
+            fw = None
+        out.append({"id": blk, "state": state, "node": nid,
                     "zone": zones[0] if state == "online" and zones and zones[0] != "none"
                     else "",
                     "firmware_node": os.path.basename(fw) if fw else None})
+    if not out:
+        raise ConfigError(f"{mem}: no memory blocks")
+    r.read.append("sys/devices/system/memory/memory*/{state,valid_zones,node*,firmware_node}")
     return out
 
 
@@ -415,8 +454,7 @@ def read_snapshot(root: str | Path = "/", arch: str | None = None) -> dict[str, 
     if free_by_type == [] and pti is None:
         notes.append("free blocks per migratetype unknown (pagetypeinfo unreadable): "
                      "from buddyinfo, all on the Movable lists")
-    doc["source"]["read"] = sorted(set(r.read) - {f for f in r.read if "/memory/memory" in f}) \
-        + ["sys/devices/system/memory/memory*/..."]
+    doc["source"]["read"] = sorted(set(r.read))
     doc["source"]["unreadable"] = dict(sorted(r.unreadable.items()))
     return doc
 
@@ -426,24 +464,35 @@ def _read_kpageflags(r: Reader, offset: int) -> dict[str, Any] | None:
     the file is run-length encoded on its raw values first)."""
     path = r.path("proc/kpageflags")
     try:
-        fh = open(path, "rb")
+        fh = open(path, "rb", buffering=0)
     except OSError as err:
         r.unreadable["proc/kpageflags"] = err.strerror or type(err).__name__
         return None
     starts_all, cats_all = [], []
     pos = 0
+    buf = np.empty(KPF_CHUNK, dtype="<u8")
+    ne = np.empty(KPF_CHUNK, dtype=bool)
+    view = memoryview(buf).cast("B")
     with fh:
         while True:
-            buf = fh.read(KPF_CHUNK * 8)
-            if not buf:
+            got = 0
+            while got < len(view):   # fill the chunk (a read may return less)
+                n = fh.readinto(view[got:])
+                if not n:
+                    break
+                got += n
+            k = got // 8
+            if not k:
                 break
-            v = np.frombuffer(buf, dtype="<u8")
-            st = np.flatnonzero(v[1:] != v[:-1]) + 1
-            st = np.concatenate(([0], st))
-            cat = _classify(v[st])
+            v = buf[:k]
+            np.not_equal(v[1:], v[:-1], out=ne[:k - 1])
+            st = np.flatnonzero(ne[:k - 1]) + 1
+            st = np.concatenate((np.zeros(1, dtype=np.int64), st))
             starts_all.append(st + pos)
-            cats_all.append(cat)
-            pos += len(v)
+            cats_all.append(_classify(v[st]))
+            pos += k
+            if got < len(view):
+                break
     r.read.append("proc/kpageflags")
     if not pos:
         return {"start_pfn": offset, "end_pfn": offset, **{k: [] for k in PAGE_CATS}}
