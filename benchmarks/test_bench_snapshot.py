@@ -8,13 +8,12 @@ import time
 
 import pytest
 
+from bench_support import SIZES, median_of
 from hotmem import bench
 from hotmem.machine import Machine
 from hotmem.snapshot import build_machine, load_snapshot, read_snapshot, save_snapshot
 from hotmem.views import procfs
 from hotmem.views.export import export
-
-from bench_support import SIZES, median_of
 
 BOUND_S = 2.0
 

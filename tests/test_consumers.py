@@ -125,7 +125,7 @@ def test_lsmem_node_and_zones(exported):
     # no ZONES, on a real machine as here
     has_zones = (root / "sys/devices/system/memory/memory0/valid_zones").exists()
     assert has_zones == (name != "arm64-64k")
-    for blk, (b, state, node, zones) in zip(present, rows):
+    for blk, (b, state, node, zones) in zip(present, rows, strict=True):
         assert state == ("online" if m.blk_state[blk] == MEM_ONLINE else "offline")
         assert int(node) == int(m.blk_nid[blk])
         want = "/".join("None" if z == "none" else z
@@ -194,7 +194,7 @@ def test_node_exporter(exported):
                     = float(n)
     assert buddy == want
     for z in m.zones:
-        if not z.configured or not (z.nid in node_masks(m)["online"]):
+        if not z.configured or z.nid not in node_masks(m)["online"]:
             continue
         lab = f'{{node="{z.nid}",zone="{z.name}"}}'
         assert s["node_zoneinfo_managed_pages" + lab] == z.managed_pages

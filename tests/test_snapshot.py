@@ -14,8 +14,15 @@ import pytest
 from hotmem.cli import main
 from hotmem.errors import ConfigError
 from hotmem.scenario import loads_scenario, run_scenario
-from hotmem.snapshot import (FORMAT, VERSION, build_machine, differences, load_snapshot,
-                             parse_zoneinfo, read_snapshot)
+from hotmem.snapshot import (
+    FORMAT,
+    VERSION,
+    build_machine,
+    differences,
+    load_snapshot,
+    parse_zoneinfo,
+    read_snapshot,
+)
 from hotmem.views import procfs
 from hotmem.views.export import export
 

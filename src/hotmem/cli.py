@@ -130,7 +130,7 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def cmd_snapshot(args) -> int:
+def cmd_snapshot(args: argparse.Namespace) -> int:
     """Read ROOT's memory state (read only) and write it to --out."""
     from .snapshot import build_machine, differences, read_snapshot, save_snapshot
     root = Path(args.root)

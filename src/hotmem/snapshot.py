@@ -62,10 +62,22 @@ import numpy as np
 
 from . import designs
 from .arch import get_arch
-from .constants import (MEM_OFFLINE, MEM_ONLINE, MIGRATE_MOVABLE, MIGRATE_TYPES,
-                        MIGRATE_UNMOVABLE, P_RESERVED, P_UNMOVABLE, P_VMEMMAP,
-                        SECTION_HAS_MEM_MAP, SECTION_IS_EARLY, SECTION_IS_ONLINE,
-                        SECTION_MARKED_PRESENT, ZONE_MOVABLE, pageblock_lists)
+from .constants import (
+    MEM_OFFLINE,
+    MEM_ONLINE,
+    MIGRATE_MOVABLE,
+    MIGRATE_TYPES,
+    MIGRATE_UNMOVABLE,
+    P_RESERVED,
+    P_UNMOVABLE,
+    P_VMEMMAP,
+    SECTION_HAS_MEM_MAP,
+    SECTION_IS_EARLY,
+    SECTION_IS_ONLINE,
+    SECTION_MARKED_PRESENT,
+    ZONE_MOVABLE,
+    pageblock_lists,
+)
 from .errors import ConfigError
 from .fileio import write_atomic
 from .kernel import Kernel
@@ -181,7 +193,7 @@ def parse_pagetypeinfo(text: str) -> tuple[int | None, list[dict[str, Any]],
         names = head.group(1).split()
         for hit in re.finditer(r"(?m)^Node (\d+), zone\s+(\S+)\s+([\d ]+)$", text):
             blocks.append({"node": int(hit.group(1)), "zone": hit.group(2),
-                           **dict(zip(names, _nums(hit.group(3))))})
+                           **dict(zip(names, _nums(hit.group(3)), strict=True))})
     return (int(order.group(1)) if order else None), free, blocks
 
 
@@ -472,7 +484,7 @@ def _read_kpageflags(r: Reader, offset: int) -> dict[str, Any] | None:
     pos = 0
     buf = np.empty(KPF_CHUNK, dtype="<u8")
     ne = np.empty(KPF_CHUNK, dtype=bool)
-    view = memoryview(buf).cast("B")
+    view = memoryview(buf.data).cast("B")
     with fh:
         while True:
             got = 0
@@ -553,7 +565,7 @@ def load_snapshot(path: str | Path) -> dict[str, Any]:
 # ---------------------------------------------------------------- building
 
 def _runs(flat: list[int]) -> list[tuple[int, int]]:
-    return list(zip(flat[0::2], flat[1::2]))
+    return list(zip(flat[0::2], flat[1::2], strict=True))
 
 
 def build_machine(doc: dict[str, Any], source: str = "<snapshot>") -> Machine:
@@ -616,11 +628,12 @@ def _build(doc: dict[str, Any]) -> Machine:
     m.blk_early[ids] = ~hot
     m.blk_group[ids] = np.asarray(doc["blocks"]["group"], dtype=np.int32)
     split = zone_splitter(a)
-    for blk, nid, zname in zip(ids.tolist(), doc["blocks"]["node"], doc["blocks"]["zone"]):
+    for blk, nid, zname in zip(ids.tolist(), doc["blocks"]["node"], doc["blocks"]["zone"],
+                               strict=True):
         m.blk_zone[blk] = zid_of(nid, zname) if zname else -1
     sections_per_block = m.sections_per_block
     for blk, nid, on, h in zip(ids.tolist(), doc["blocks"]["node"], online.tolist(),
-                               hot.tolist()):
+                               hot.tolist(), strict=True):
         secs = slice(blk * sections_per_block, (blk + 1) * sections_per_block)
         m.sec_flags[secs] = (SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP
                              | (SECTION_IS_ONLINE if on else 0) | (0 if h else SECTION_IS_EARLY))
@@ -861,7 +874,7 @@ def _synthesize(m: MachineState, doc: dict[str, Any], lo: int, hi: int) -> None:
                 if len(idx):
                     edges = np.flatnonzero(np.diff(idx) != 1)
                     for a0, a1 in zip(np.concatenate(([0], edges + 1)),
-                                      np.concatenate((edges, [len(idx) - 1]))):
+                                      np.concatenate((edges, [len(idx) - 1])), strict=True):
                         p.set(P_UNMOVABLE, s + int(idx[a0]), s + int(idx[a1]) + 1)
 
 
@@ -926,16 +939,17 @@ def _match_pageblocks(m: MachineState, doc: dict[str, Any]) -> None:
             if (1 << pbo) >= 64 else np.zeros((e0 - s0) >> pbo, dtype=np.int64)
         heads, orders = p.free_blocks(s0, e0)
         cands: dict[tuple[int, int], np.ndarray] = {}
-        for h, o in zip(heads.tolist(), orders.tolist()):
+        for h, o in zip(heads.tolist(), orders.tolist(), strict=True):
             key = (h >> pbo, (h >> pbo) + 1) if o <= pbo else (h >> pbo, (h + (1 << o)) >> pbo)
             cands.setdefault(key, np.zeros(want.shape[2], dtype=np.int64))[o] += 1
 
-        def movable(key: tuple[int, int]) -> bool:
-            return all(mt == MIGRATE_MOVABLE and not iso and zid == z.zid
+        def movable(key: tuple[int, int], zid0: int = z.zid) -> bool:
+            return all(mt == MIGRATE_MOVABLE and not iso and zid == zid0
                        for mt, iso, zid in (p.pageblock(pb << pbo) for pb in range(*key)))
 
-        def rank(key: tuple[int, int]) -> tuple[int, int]:
-            return (-int(pops[key[0] - (s0 >> pbo):key[1] - (s0 >> pbo)].sum()), key[0])
+        def rank(key: tuple[int, int], pops: np.ndarray = pops,
+                 first: int = s0 >> pbo) -> tuple[int, int]:
+            return (-int(pops[key[0] - first:key[1] - first].sum()), key[0])
 
         for _, mt in types:
             need = needs[mt]
@@ -952,7 +966,7 @@ def _match_pageblocks(m: MachineState, doc: dict[str, Any]) -> None:
                         del cands[key]
         # pageblocks without a free page make up the counts
         has_free = np.zeros(len(pops), dtype=bool)
-        for h, o in zip(heads.tolist(), orders.tolist()):
+        for h, o in zip(heads.tolist(), orders.tolist(), strict=True):
             a0 = (h >> pbo) - (s0 >> pbo)
             has_free[a0:max(a0 + 1, ((h + (1 << o)) >> pbo) - (s0 >> pbo))] = True
         order = np.lexsort((np.arange(len(pops)), -pops))
@@ -982,7 +996,7 @@ def _pageblock_counts(m: MachineState, zid: int, s: int, e: int) -> dict[int, in
     sec = pfns >> (m.arch.section_size_bits - m.arch.page_shift)
     ok = (zn == zid + 1) & ((m.sec_flags[sec] & SECTION_IS_ONLINE) != 0)
     kinds, counts = np.unique(pageblock_lists(mt)[ok], return_counts=True)
-    return {int(k): int(c) for k, c in zip(kinds, counts)}
+    return {int(k): int(c) for k, c in zip(kinds, counts, strict=True)}
 
 
 def differences(m: MachineState, doc: dict[str, Any]) -> list[str]:

@@ -23,7 +23,8 @@ class Symlink(str):
 
 def nodelist(nids: list[int]) -> str:
     """bitmap_print_to_pagebuf(true, ...): "0-2,5"."""
-    parts, run = [], []
+    parts: list[str] = []
+    run: list[int] = []
     for n in sorted(nids):
         if run and n == run[-1] + 1:
             run.append(n)
@@ -64,8 +65,8 @@ def node_tree(m: MachineState) -> dict[str, str]:
 
 def block_node_links(m: MachineState) -> dict[str, str]:
     """memoryN/nodeM under /sys/devices/system/memory."""
-    return {f"memory{int(b)}/node{int(m.blk_nid[b])}": Symlink(f"../../node/node{int(m.blk_nid[b])}")
-            for b in m.present_blocks()}
+    return {f"memory{int(b)}/node{int(m.blk_nid[b])}":
+            Symlink(f"../../node/node{int(m.blk_nid[b])}") for b in m.present_blocks()}
 
 
 # QEMU's ACPI memory devices: \\_SB.MHPC (PNP0A06) holds one PNP0C80 per slot
@@ -93,7 +94,8 @@ def module_parameters(m: MachineState) -> dict[str, str]:
     out: dict[str, str] = {}
     if k.has_memmap_on_memory:
         mode = m.memmap_on_memory
-        out["memmap_on_memory"] = "force\n" if mode == "force" else ("Y\n" if mode == "y" else "N\n")
+        out["memmap_on_memory"] = ("force\n" if mode == "force"
+                                   else "Y\n" if mode == "y" else "N\n")
     if k.at_least(5, 15):
         out["online_policy"] = m.online_policy + "\n"
         out["auto_movable_ratio"] = f"{m.auto_movable_ratio}\n"
