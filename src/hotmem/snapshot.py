@@ -462,7 +462,9 @@ def read_snapshot(root: str | Path = "/", arch: str | None = None) -> dict[str, 
     }
     offset = int(manifest["range_start_pfn"]) if manifest and "range_start_pfn" in manifest \
         else 0
-    doc["pages"] = _read_kpageflags(r, offset)
+    # an oracle capture step holds kpageflags of [range_start_pfn, range_end_pfn)
+    rel = "kpageflags" if manifest and r.path("kpageflags").is_file() else "proc/kpageflags"
+    doc["pages"] = _read_kpageflags(r, offset if rel == "kpageflags" else 0, rel)
     if free_by_type == [] and pti is None:
         notes.append("free blocks per migratetype unknown (pagetypeinfo unreadable): "
                      "from buddyinfo, all on the Movable lists")
@@ -471,14 +473,15 @@ def read_snapshot(root: str | Path = "/", arch: str | None = None) -> dict[str, 
     return doc
 
 
-def _read_kpageflags(r: Reader, offset: int) -> dict[str, Any] | None:
+def _read_kpageflags(r: Reader, offset: int, rel: str = "proc/kpageflags"
+                     ) -> dict[str, Any] | None:
     """Page state from /proc/kpageflags as runs of categories (vectorised:
     the file is run-length encoded on its raw values first)."""
-    path = r.path("proc/kpageflags")
+    path = r.path(rel)
     try:
         fh = open(path, "rb", buffering=0)
     except OSError as err:
-        r.unreadable["proc/kpageflags"] = err.strerror or type(err).__name__
+        r.unreadable[rel] = err.strerror or type(err).__name__
         return None
     starts_all, cats_all = [], []
     pos = 0
@@ -505,7 +508,7 @@ def _read_kpageflags(r: Reader, offset: int) -> dict[str, Any] | None:
             pos += k
             if got < len(view):
                 break
-    r.read.append("proc/kpageflags")
+    r.read.append(rel)
     if not pos:
         return {"start_pfn": offset, "end_pfn": offset, **{k: [] for k in PAGE_CATS}}
     starts = np.concatenate(starts_all)
