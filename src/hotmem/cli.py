@@ -6,6 +6,8 @@
     hotmem fidelity [CAPTURE ...] [--json]
     hotmem bench [--sizes 1G,64G,1T] [--paths ...] [--json]
     hotmem plot [SCENARIO.toml] [--out FILE.png] [--design D]
+    hotmem snapshot [ROOT] --out FILE [--arch A]
+    hotmem run [SCENARIO.toml] --from SNAPSHOT
 """
 from __future__ import annotations
 
@@ -71,10 +73,19 @@ def _failed(results) -> bool:
 
 
 def cmd_run(args) -> int:
-    if args.scenario is None:
+    if args.scenario is None and args.from_snapshot is None:
         return cmd_default(args)
-    sc = load_scenario(args.scenario)
-    m, results = _run_one(sc, args, Path(args.scenario).name)
+    if args.scenario is None:
+        sc = loads_scenario("", "<empty>")
+    else:
+        sc = load_scenario(args.scenario)
+    overrides = {}
+    if args.from_snapshot is not None:
+        # --from replaces the scenario's machine
+        sc.machine = {}
+        overrides["snapshot"] = str(Path(args.from_snapshot).absolute())
+    label = Path(args.scenario).name if args.scenario else args.from_snapshot
+    m, results = _run_one(sc, args, label, **overrides)
     if args.json:
         json.dump(machine_report(m, results), sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -116,6 +127,37 @@ def cmd_compare(args) -> int:
                 print(step_line(r))
             print()
         print(format_compare(runs))
+    return 0
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    """Read ROOT's memory state (read only) and write it to --out."""
+    from .snapshot import build_machine, differences, read_snapshot, save_snapshot
+    root = Path(args.root)
+    out = Path(args.out).absolute()
+    for sub in ("proc", "sys"):
+        inside = root.absolute() / sub
+        if out == inside or inside in out.parents:
+            raise ConfigError(f"--out {args.out}: inside {inside}; a snapshot never writes "
+                              "under the root it reads")
+    t0 = time.monotonic()
+    doc = read_snapshot(root, arch=args.arch)
+    m = build_machine(doc, str(root))
+    diffs = differences(m, doc)
+    doc["source"]["notes"] += [f"built machine differs: {d}" for d in diffs]
+    save_snapshot(doc, out)
+    b = doc["blocks"]
+    hot = sum(b["hot"])
+    print(f"{root}: kernel {doc['kernel']['release']} (era {doc['kernel']['era']}), "
+          f"{doc['arch']}, {len(b['ids'])} memory blocks of {doc['block_size'] >> 20} MiB "
+          f"({hot} hot-added in {len(doc['groups'])} devices), "
+          f"page state {'from kpageflags' if doc['pages'] else 'placed from free counts'}; "
+          f"{time.monotonic() - t0:.2f} s")
+    for rel, why in doc["source"]["unreadable"].items():
+        print(f"  could not read {rel}: {why}")
+    for note in doc["source"]["notes"]:
+        print(f"  note: {note}")
+    print(f"wrote {args.out}")
     return 0
 
 
@@ -164,7 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--export", metavar="DIR", help="write /proc and /sys views to DIR")
     r.add_argument("--export-each", action="store_true",
                    help="with --export: one folder per step (DIR/00-add, ...)")
+    r.add_argument("--from", dest="from_snapshot", metavar="SNAPSHOT",
+                   help="start from a snapshot (hotmem snapshot) instead of [machine]")
     r.set_defaults(func=cmd_run)
+    sn = sub.add_parser("snapshot", help="read a machine's memory state into a snapshot file")
+    sn.add_argument("root", nargs="?", default="/",
+                    help="root holding proc/ and sys/ (default /: this machine)")
+    sn.add_argument("--out", required=True, help="snapshot file to write (JSON)")
+    sn.add_argument("--arch", help="hotmem arch, when ROOT does not tell it")
+    sn.set_defaults(func=cmd_snapshot)
     c = sub.add_parser("compare", help="run one scenario under several designs")
     c.add_argument("scenario")
     c.add_argument("--designs", default="none,mainline",

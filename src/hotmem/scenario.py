@@ -24,6 +24,7 @@ from .errors import ConfigError, HotplugError
 from .constants import MEM_OFFLINE, MEM_ONLINE
 from .machine import Machine
 from .drivers import make_device
+from .snapshot import machine_from_file
 from .units import parse_addr, parse_size
 
 MACHINE_KEYS = {
@@ -32,6 +33,7 @@ MACHINE_KEYS = {
     "on_error": str, "design": str, "block_size": (str, int), "nodes": int,
     "movable_node": bool, "hypervisor": bool, "max_memory": (str, int), "thp": bool,
     "auto_movable_numa_aware": bool, "rfc_alignment_fix": bool, "rfc_refuse_hazard": bool,
+    "snapshot": str,
 }
 COMMON_STEP_KEYS = {"op", "capture", "expect", "note"}
 STEP_KEYS = {
@@ -75,6 +77,17 @@ class Scenario:
     def build_machine(self, **overrides) -> Machine:
         kw = dict(self.machine)
         kw.update(overrides)
+        if kw.get("snapshot") is not None:
+            # the machine comes from the snapshot: no other [machine] key
+            other = sorted(set(kw) - {"snapshot"})
+            if other:
+                raise ConfigError(f"{self.source}: [machine]: {', '.join(other)}: the machine "
+                                  "comes from the snapshot; leave these out")
+            path = Path(kw["snapshot"])
+            if not path.is_absolute() and self.source not in ("<scenario>", "<empty>"):
+                path = Path(self.source).parent / path
+            return machine_from_file(path)
+        kw.pop("snapshot", None)
         if "nodes" in kw:
             kw["nr_nodes"] = kw.pop("nodes")
         try:

@@ -6,11 +6,13 @@ from pathlib import Path
 from ..state import MachineState
 from . import procfs, sysfs
 from .kpageflags import write_kpageflags
+from .machine_files import write_machine_files
 
 
 def export(m: MachineState, root: str | Path) -> Path:
-    """Write DIR/proc/{buddyinfo,zoneinfo,pagetypeinfo,kpageflags} and
-    DIR/sys/devices/system/memory/...; returns DIR."""
+    """Write DIR/proc/{buddyinfo,zoneinfo,pagetypeinfo,kpageflags,meminfo,vmstat,
+    iomem}, DIR/sys/devices/system/{memory,node}/... and
+    DIR/sys/module/memory_hotplug/parameters; returns DIR."""
     root = Path(root)
     proc = root / "proc"
     proc.mkdir(parents=True, exist_ok=True)
@@ -26,4 +28,7 @@ def export(m: MachineState, root: str | Path) -> Path:
         path = mem / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+    # meminfo, vmstat, iomem, /sys/devices/system/node, memoryN/nodeM links,
+    # memory_hotplug parameters (views/machine_files.py)
+    write_machine_files(m, root)
     return root
