@@ -443,3 +443,19 @@ value = false
         k16.attach({"name": "d", "driver": "dax-kmem", "start": "0xc2000000", "size": "992M",
                     "memmap_on_memory": True})
     assert e.value.errno == "EOPNOTSUPP"
+
+
+def test_iomem_shows_the_drivers_resources(tmp_path):
+    """/proc/iomem of the export: virtio-mem's parent resource and its merged
+    System RAM (virtio_mem) child, dax's daxX.Y with System RAM (kmem)."""
+    from hotmem.views.iomem import iomem
+    m = Machine("x86_64", kernel="6.12", boot_memory="4G", nr_nodes=2,
+                auto_online_blocks="online_movable")
+    m.attach({**VM0, "requested_size": "1G"})
+    m.attach({"name": "dax0.0", "driver": "dax-kmem", "start": "0x240000000", "size": "1G",
+              "node": 1})
+    lines = iomem(m).splitlines()
+    assert lines[-4:] == ["140000000-23fffffff : virtio0",
+                          "  140000000-17fffffff : System RAM (virtio_mem)",
+                          "240000000-27fffffff : dax0.0",
+                          "  240000000-27fffffff : System RAM (kmem)"]

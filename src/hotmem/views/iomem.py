@@ -5,8 +5,8 @@ driver hot-added is its own resource, registered by add_memory_resource()
 under the name its driver gives (register_memory_resource): the ACPI DIMM
 driver and other add_memory() callers use "System RAM", drivers that use
 add_memory_driver_managed() name themselves ("System RAM (virtio_mem)",
-"System RAM (kmem)").  A driver added under hotmem/drivers/ names its
-resource in RESOURCE_NAMES (MemoryGroup.driver is the key).  Other
+"System RAM (kmem)") under a parent of their own (virtioN, daxX.Y): a
+device of hotmem/drivers/ lists its resources (Device.iomem).  Other
 resources (PCI windows, ROMs, firmware reservations, the kernel image) are
 not modelled and not listed.
 """
@@ -21,8 +21,6 @@ SYSTEM_RAM = "System RAM"
 RESOURCE_NAMES: dict[str, str] = {
     "acpi": SYSTEM_RAM,              # drivers/acpi/acpi_memhotplug.c: __add_memory()
     "direct": SYSTEM_RAM,            # any add_memory() caller
-    "virtio_mem": "System RAM (virtio_mem)",   # add_memory_driver_managed()
-    "kmem": "System RAM (kmem)",     # drivers/dax/kmem.c
 }
 
 
@@ -30,11 +28,19 @@ def resource_name(driver: str) -> str:
     return RESOURCE_NAMES.get(driver, SYSTEM_RAM)
 
 
-def ram_resources(m: MachineState) -> list[tuple[int, int, str]]:
-    """(start, end inclusive, name) of every System RAM resource, by address."""
+def ram_resources(m: MachineState) -> list[tuple[int, int, str, int]]:
+    """(start, end inclusive, name, depth) of every System RAM resource and
+    the device resources above them (a driver's device says what it
+    registers: virtioN or daxX.Y with its System RAM children), by address."""
     ps = m.arch.page_shift
-    out = [(s << ps, (e << ps) - 1, SYSTEM_RAM) for s, e in m.boot_ranges]
+    out: list[tuple[int, int, str, int]] = [(s << ps, (e << ps) - 1, SYSTEM_RAM, 0)
+                                            for s, e in m.boot_ranges]
+    devices = {id(g.device): g.device for g in m.groups.values() if g.device is not None}
+    for dev in devices.values():
+        out += dev.iomem(m)
     for g in m.groups.values():
+        if g.device is not None:
+            continue
         blocks = np.flatnonzero((m.blk_group == g.gid) & (m.blk_state != 0))
         if not len(blocks):
             continue   # removed
@@ -43,11 +49,13 @@ def ram_resources(m: MachineState) -> list[tuple[int, int, str]]:
         for run in runs:
             s = int(run[0]) * m.block_size
             e = (int(run[-1]) + 1) * m.block_size - 1
-            out.append((s, e, resource_name(g.driver)))
-    return sorted(out)
+            out.append((s, e, resource_name(g.driver), 0))
+    # a parent before its children
+    return sorted(out, key=lambda r: (r[0], r[3], -r[1]))
 
 
 def iomem(m: MachineState) -> str:
-    """r_show() of the top-level resources: "%0*llx-%0*llx : %s", width 8
+    """r_show(): "%*s%0*llx-%0*llx : %s", two spaces of indent per level, width 8
     (iomem_resource ends at -1)."""
-    return "".join(f"{s:08x}-{e:08x} : {name}\n" for s, e, name in ram_resources(m))
+    return "".join(f"{'  ' * depth}{s:08x}-{e:08x} : {name}\n"
+                   for s, e, name, depth in ram_resources(m))
