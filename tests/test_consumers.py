@@ -205,6 +205,14 @@ def test_node_exporter(exported):
         assert s["node_zoneinfo_high_pages" + lab] == z.wmark_high
         if z.present_pages:
             assert s["node_zoneinfo_nr_free_pages" + lab] == m.zone_free_pages(z)
+    # the per-node stats, the zone counters and the NUMA counters of the
+    # era's zoneinfo each become a family (issue 12: 25 of them were missing)
+    families = {k.split("{")[0] for k in s if k.startswith("node_zoneinfo_")}
+    for fam in ("node_zoneinfo_numa_hit_total", "node_zoneinfo_numa_other_total",
+                "node_zoneinfo_nr_inactive_anon_pages", "node_zoneinfo_nr_kernel_stacks",
+                "node_zoneinfo_nr_written_total", "node_zoneinfo_protection_4"):
+        assert fam in families, (fam, sorted(families))
+    assert len(families) == 37, sorted(families)   # 12 before the era's key sets
 
 
 def test_psutil_virtual_memory(exported, monkeypatch):
