@@ -50,6 +50,7 @@ class Stats:
     operations: int = 0
     failed_operations: int = 0
     divergences: list = field(default_factory=list)
+    crashes: list = field(default_factory=list)
     configs: set = field(default_factory=set)
     seconds: float = 0.0
 
@@ -143,10 +144,12 @@ def _outcome(fn, m):
         return ("HotplugError", err.errno, err.message)
     except ConfigError as err:
         return ("ConfigError", str(err))
+    except Exception as err:     # noqa: BLE001 - a crash is a finding, counted
+        return ("crash", type(err).__name__, str(err)[:200])
     if isinstance(out, np.ndarray):
         out = ("array", out.tolist())
     elif isinstance(out, list):    # block ids, or (block, error or None) per block
-        out = [(int(x[0]), None if x[1] is None else (x[1].errno, x[1].message))
+        out = [tuple((v.errno, v.message) if isinstance(v, HotplugError) else v for v in x)
                if isinstance(x, tuple) else int(x) for x in out]
     elif hasattr(out, "zid"):      # the zone a block went to
         out = ("zone", out.zid)
@@ -185,6 +188,8 @@ def run_sequence(seed: int, n_ops: int, stats: Stats) -> None:
         if outs[0] != outs[1]:
             diverged(i, what, f"fast {str(outs[0])[:200]} reference {str(outs[1])[:200]}")
             return
+        if outs[0][0] == "crash":
+            stats.crashes.append((seed, i, what, outs[0][1:]))
         failed = outs[0][0] != "ok"
         # online_blocks / offline_blocks report per-block errors without raising
         if failed:
@@ -223,7 +228,8 @@ def campaign(sequences: int, seed0: int = 0, progress=None) -> Stats:
 def figures(stats: Stats) -> str:
     return (f"{stats.sequences} sequences, {stats.operations} operations "
             f"({stats.failed_operations} failed), {len(stats.configs)} machine configurations, "
-            f"{len(stats.divergences)} divergences, {stats.seconds:.0f} s")
+            f"{len(stats.divergences)} divergences, {len(stats.crashes)} crashes, "
+            f"{stats.seconds:.0f} s")
 
 
 def test_campaign():
@@ -234,6 +240,7 @@ def test_campaign():
                      progress=500 if long else None)
     print(figures(stats))
     assert stats.divergences == [], stats.divergences[:5]
+    assert stats.crashes == [], stats.crashes[:5]
     assert stats.sequences == n
     assert stats.operations > 5 * n
     assert stats.failed_operations > 0
@@ -278,4 +285,6 @@ if __name__ == "__main__":
     print(figures(st))
     for d in st.divergences[:20]:
         print("divergence: seed %d op %d %s: %s" % d)
-    sys.exit(1 if st.divergences else 0)
+    for c in st.crashes[:20]:
+        print("crash: seed %d op %d %s: %s" % c)
+    sys.exit(1 if st.divergences or st.crashes else 0)
