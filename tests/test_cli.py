@@ -71,7 +71,10 @@ def test_cli_export_each(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["run", str(p), "--export", str(out), "--export-each"]) == 1
     dirs = sorted(d.name for d in out.iterdir())
-    assert dirs == ["00-add", "01-online", "02-alloc", "03-offline", "04-remove"]
+    assert dirs == [".hotmem-export", "00-add", "01-online", "02-alloc", "03-offline",
+                    "04-remove"]
+    manifest = (out / ".hotmem-export").read_text().splitlines()
+    assert "03-offline/sys/devices/system/memory/memory33/state" in manifest
     kpf = (out / "01-online" / "proc" / "kpageflags").read_bytes()
     assert len(kpf) == (0x100000 + 4 * 32768) * 8
     assert (out / "03-offline/sys/devices/system/memory/memory33/state").read_text() == "offline\n"
@@ -84,7 +87,7 @@ def test_cli_export_each(tmp_path, capsys):
     ('[machine]\nboot_memory = "lots"\n', "not a size"),
     ('[machine]\ncolour = "red"\n', "unknown key 'colour'"),
     ('[[step]]\nop = "add"\n', "add needs a size"),
-    ('[[step]]\nop = "teleport"\n', "op 'teleport'"),
+    ('[[step]]\nop = "teleport"\n', "step 0 op: 'teleport'"),
     ('[[step]]\nop = "online"\nblocks = "some"\n', "blocks: 'some'"),
     ('[[step]]\nop = "add"\nsize = "1G"\nstrat = "0x0"\n', "unknown key(s) ['strat']"),
     ('[machine\n', "not valid TOML"),
