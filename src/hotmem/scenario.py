@@ -144,7 +144,7 @@ def _check_machine_key(key: str, value) -> None:
     if key == "arch" and ALIASES.get(value, value) not in ARCHES:
         raise ConfigError(f"unknown arch {short(value)}; known: {', '.join(sorted(ARCHES))}")
     if key == "kernel":
-        Kernel.parse(value) if isinstance(value, str) else Kernel.parse(str(value))
+        Kernel.parse(value)
     if key in ("boot_memory", "block_size", "max_memory"):
         parse_size(value, key)
     if key == "memmap_on_memory":
