@@ -21,7 +21,7 @@ from .report import format_summary, machine_report, step_line
 from .scenario import Scenario, default_scenario_text, load_scenario, loads_scenario, run_scenario
 from .validate import clip, short
 
-# an error message is one line of at most this many characters
+# an error message is one line of fewer than this many characters
 MAX_MESSAGE = 300
 
 
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         # one line, bounded: values are shortened where the error is made,
         # this is the last guard
-        print(f"hotmem: error: {clip(str(err), MAX_MESSAGE - 15)}", file=sys.stderr)
+        print(f"hotmem: error: {clip(str(err), MAX_MESSAGE - 16)}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0

@@ -47,6 +47,8 @@ MACHINE_KEYS = {
 # the largest scenario file read; more is refused before it is parsed
 MAX_FILE_BYTES = 4 << 20
 MAX_NODES = 64
+# no arch has more memory blocks than its physical address space in sections
+MAX_BLOCK_ID = max((1 << a.max_physmem_bits) >> a.section_size_bits for a in ARCHES.values()) - 1
 ONLINE_STEP_TYPES = ("online", "online_kernel", "online_movable")
 COMMON_STEP_KEYS = {"op", "capture", "expect", "note"}
 STEP_KEYS = {
@@ -165,6 +167,15 @@ def _check_machine_key(key: str, value) -> None:
         check_int(value, key, 1, MAX_NODES)
 
 
+def _did_you_mean(key: str, known) -> str:
+    """A hint for a misspelt key, or the list of keys: short either way."""
+    import difflib
+    close = difflib.get_close_matches(key[:64], sorted(known), n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return "; known: " + clip(", ".join(sorted(known)), 160)
+
+
 def _kind_name(kinds) -> str:
     names = {str: "string", int: "whole number", bool: "boolean"}
     kinds = kinds if isinstance(kinds, tuple) else (kinds,)
@@ -192,8 +203,7 @@ def parse_scenario(data: dict, source: str = "<scenario>") -> Scenario:
         raise _fail(source, "[machine]", "must be a table")
     for key, value in machine.items():
         if key not in MACHINE_KEYS:
-            raise _fail(source, "[machine]", f"unknown key {short(key)}; known: "
-                        f"{', '.join(sorted(MACHINE_KEYS))}")
+            raise _fail(source, "[machine]", f"unknown key {short(key)}{_did_you_mean(key, MACHINE_KEYS)}")
         try:
             _check_machine_key(key, value)
         except ConfigError as err:
@@ -215,10 +225,10 @@ def parse_scenario(data: dict, source: str = "<scenario>") -> Scenario:
         extra = set(raw) - COMMON_STEP_KEYS - STEP_KEYS[op]
         if extra:
             raise _fail(source, f"{where} ({op})", f"unknown key(s) {short(sorted(extra))}; "
-                        f"{op} takes {', '.join(sorted(STEP_KEYS[op]))}")
+                        f"{op} takes {', '.join(sorted(STEP_KEYS[op] | COMMON_STEP_KEYS))}")
         args = {k: v for k, v in raw.items() if k in STEP_KEYS[op]}
         common = {k: v for k, v in raw.items() if k in COMMON_STEP_KEYS and k != "op"}
-        _check_step(source, where, op, args, common, nodes)
+        _check_step(source, where, op, args, common, nodes if isinstance(nodes, int) else 1)
         steps.append(Step(i, op, args, capture=raw.get("capture"), expect=raw.get("expect")))
     return Scenario(machine, steps, on_error, source)
 
@@ -267,7 +277,11 @@ def _check_step(src: str, where: str, op: str, args: dict, common: dict, nodes: 
             check_int(args["seed"], "seed", 0, U64 - 1)
         key = "node"
         if "node" in args:
-            check_int(args["node"], "node", 0, MAX_NODES - 1)
+            # add: an impossible node is the kernel's EINVAL; alloc and free
+            # are hotmem's own and take only the machine's nodes
+            nid = check_int(args["node"], "node", 0, MAX_NODES - 1)
+            if op != "add" and nid >= nodes:
+                raise ConfigError(f"{nid} is not a node of the machine (nodes = {nodes})")
         for key, allowed in (("kind", ("movable", "unmovable")),
                              ("placement", ("lowest", "random", "kernel"))):
             if key in args and args[key] not in allowed:
@@ -289,8 +303,9 @@ def _block_selector(sel) -> Callable[[Machine], list[int]]:
         if not sel or not all(is_int(b) for b in sel):
             raise ConfigError(f"blocks: {short(sel)} must be a list of whole numbers")
         lo, hi = min(sel), max(sel)
-        if lo < 0 or hi >= U64:
-            raise ConfigError(f"blocks: {short(lo if lo < 0 else hi)} is not a block id")
+        if lo < 0 or hi > MAX_BLOCK_ID:
+            raise ConfigError(f"blocks: {short(lo if lo < 0 else hi)} is not a block id "
+                              f"(0 .. {MAX_BLOCK_ID})")
 
         def listed(m: Machine) -> list[int]:
             check_block_ids(m, lo, hi)
@@ -309,6 +324,9 @@ def _block_selector(sel) -> Callable[[Machine], list[int]]:
         if (sep and 0 < len(lo) <= 20 and 0 < len(hi) <= 20 and lo.isascii() and lo.isdigit()
                 and hi.isascii() and hi.isdigit() and int(lo) <= int(hi)):
             first, last = int(lo), int(hi)
+            if last > MAX_BLOCK_ID:
+                raise ConfigError(f"blocks: {short(sel)} goes beyond any machine's blocks "
+                                  f"(0 .. {MAX_BLOCK_ID})")
 
             def ranged(m: Machine) -> list[int]:
                 check_block_ids(m, first, last)
