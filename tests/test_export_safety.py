@@ -257,3 +257,11 @@ def test_dirwriter_refuses_escapes(tmp_path):
     w.commit()
     assert (tmp_path / "d/a/b").read_text() == "1\n"
     assert (tmp_path / "d" / MANIFEST).read_text() == f"a/b\n{MANIFEST}\n"
+
+
+def test_symlinked_parent_is_the_users_choice(ws):
+    """Folders above the target may be symlinks (a symlinked home): followed."""
+    (ws / "real").mkdir()
+    (ws / "home").symlink_to(ws / "real")
+    assert main(["run", str(ws / "s.toml"), "--export", str(ws / "home" / "out")]) == 0
+    assert (ws / "real" / "out" / "proc" / "kpageflags").is_file()

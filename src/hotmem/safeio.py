@@ -8,7 +8,8 @@ writes goes first into something new that only it made, beside the target
   ``mkdir`` (folders, which fails on anything already there), relative to a
   folder descriptor, so a symlink planted anywhere is never followed;
 - a target that is a symlink is refused; so is a file where a folder goes
-  (and a folder where a file goes);
+  (and a folder where a file goes); the folders above the target are the
+  user's choice and are followed (missing ones are made);
 - an existing target is refused unless ``force``: a file is then replaced
   by one ``rename``; a folder is renamed aside, the new one renamed in, and
   of the old one only what hotmem wrote there (listed in its ``.hotmem-export``
@@ -58,7 +59,9 @@ def _open_parent(path: Path) -> tuple[int, str]:
     parent = path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        return os.open(parent, _O_DIR), name
+        # the folders above the target are the user's choice and may be
+        # symlinks (a symlinked home); only the target itself is never followed
+        return os.open(parent, _O_DIR & ~os.O_NOFOLLOW), name
     except FileExistsError:
         raise SafeIOError(f"{_name(parent)}: a file is in the way (it must be a folder)") from None
     except NotADirectoryError:
@@ -238,7 +241,16 @@ class DirWriter:
                 aside = _fresh_name(self._pfd, self._name, "old")
                 os.rename(self._name, aside, src_dir_fd=self._pfd, dst_dir_fd=self._pfd)
             # rename() replaces an empty folder and fails on anything else
-            os.rename(self._tmp, self._name, src_dir_fd=self._pfd, dst_dir_fd=self._pfd)
+            try:
+                os.rename(self._tmp, self._name, src_dir_fd=self._pfd, dst_dir_fd=self._pfd)
+            except OSError:
+                if aside is not None:     # something took the name meanwhile: put it back
+                    try:
+                        os.rename(aside, self._name, src_dir_fd=self._pfd,
+                                  dst_dir_fd=self._pfd)
+                    except OSError:
+                        self.kept = aside
+                raise
             self._tmp = None
             if aside is not None:
                 self.kept = aside if _delete_own(aside, self._pfd) else None
