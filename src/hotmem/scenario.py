@@ -150,7 +150,12 @@ def _check_machine_key(key: str, value) -> None:
     if key in ("boot_memory", "block_size", "max_memory"):
         parse_size(value, key)
     if key == "memmap_on_memory":
-        mode = str(value).lower() if not isinstance(value, str) or len(value) < 10 else value
+        if isinstance(value, bool):
+            mode = "y" if value else "n"
+        elif isinstance(value, int):
+            mode = {0: "n", 1: "y"}.get(value)
+        else:
+            mode = value.lower() if len(value) <= 8 else None
         if mode not in MEMMAP_MODES + ("0", "1", "false", "true", "no", "yes"):
             raise ConfigError(f"{short(value)} is not n, y or force")
     if key == "online_policy" and value not in ("contig-zones", "auto-movable"):
