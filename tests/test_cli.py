@@ -132,3 +132,25 @@ def test_scenario_expect(tmp_path):
 def test_config_error_type():
     with pytest.raises(ConfigError):
         loads_scenario('[machine]\nnodes = "two"\n')
+
+
+def test_compare_exit_status(tmp_path, capsys):
+    """compare: 1 when a step failed under any design (as run), 2 on bad input."""
+    p = write(tmp_path, SCENARIO)                       # the remove fails with EBUSY
+    assert main(["compare", str(p)]) == 1
+    ok = write(tmp_path, SCENARIO.split("[[step]]\nop = \"offline\"")[0], "ok.toml")
+    assert main(["compare", str(ok), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(p), "--designs", "none,bogus"]) == 2
+    assert capsys.readouterr().err == ("hotmem: error: --designs: 'bogus' is not one of none, "
+                                       "mainline, rfc2018\n")
+    assert main(["compare", str(tmp_path / "missing.toml")]) == 2
+
+
+def test_export_flags_need_a_scenario_and_export(tmp_path, capsys):
+    assert main(["run", "--export", str(tmp_path / "out")]) == 2
+    assert "--export needs a SCENARIO" in capsys.readouterr().err
+    p = write(tmp_path, SCENARIO)
+    assert main(["run", str(p), "--force"]) == 2
+    assert capsys.readouterr().err == "hotmem: error: --export-each and --force need --export DIR\n"
+    assert not (tmp_path / "out").exists()

@@ -90,6 +90,8 @@ def _failed(results) -> bool:
 
 def cmd_run(args) -> int:
     if args.scenario is None:
+        if args.export:
+            raise ConfigError("--export needs a SCENARIO (the default job runs two machines)")
         return cmd_default(args)
     sc = load_scenario(args.scenario)
     m, results = _run_one(sc, args, Path(args.scenario).name)
