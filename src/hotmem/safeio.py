@@ -75,7 +75,7 @@ def _open_parent(path: Path) -> tuple[int, str]:
 def _fresh_name(dir_fd: int, base: str, what: str) -> str:
     """A name beside ``base`` that nothing has."""
     for _ in range(100):
-        cand = f".{base[:200]}.hotmem-{what}-{secrets.token_hex(4)}"
+        cand = f".{base[:60]}.hotmem-{what}-{secrets.token_hex(4)}"
         if _lstat(cand, dir_fd) is None:
             return cand
     raise SafeIOError(f"{_name(base)}: cannot find a free temporary name")
