@@ -265,3 +265,15 @@ def test_symlinked_parent_is_the_users_choice(ws):
     (ws / "home").symlink_to(ws / "real")
     assert main(["run", str(ws / "s.toml"), "--export", str(ws / "home" / "out")]) == 0
     assert (ws / "real" / "out" / "proc" / "kpageflags").is_file()
+
+
+def test_refused_run_leaves_no_parent_folders(ws, capsys):
+    """Folders made above DIR are removed again when nothing is exported."""
+    (ws / "s.toml").write_text('[[step]]\nop = "alloc"\npages = 1\nzone = "Nope"\n')
+    before = tree(ws)
+    assert main(["run", str(ws / "s.toml"), "--export", str(ws / "a" / "b" / "out")]) == 2
+    err_line(capsys)
+    assert tree(ws) == before
+    (ws / "s.toml").write_text(SCENARIO)
+    assert main(["run", str(ws / "s.toml"), "--export", str(ws / "a" / "b" / "out")]) == 0
+    assert (ws / "a/b/out/proc/buddyinfo").is_file()

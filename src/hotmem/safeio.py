@@ -51,14 +51,23 @@ def _lstat(name: str, dir_fd: int) -> os.stat_result | None:
         return None
 
 
-def _open_parent(path: Path) -> tuple[int, str]:
-    """(descriptor of the target's folder, created if missing, the target's name)."""
+def _open_parent(path: Path, made: list[Path] | None = None) -> tuple[int, str]:
+    """(descriptor of the target's folder, created if missing, the target's
+    name); the folders made are appended to ``made``, outermost first."""
     name = path.name
     if name in ("", ".", ".."):
         raise SafeIOError(f"{_name(path)}: name a file or folder to write, not {name or '/'!r}")
     parent = path.parent
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        missing = []
+        p = parent
+        while not os.path.lexists(p) and p != p.parent:
+            missing.append(p)
+            p = p.parent
+        for p in reversed(missing):
+            p.mkdir()
+            if made is not None:
+                made.append(p)
         # the folders above the target are the user's choice and may be
         # symlinks (a symlinked home); only the target itself is never followed
         return os.open(parent, _O_DIR & ~os.O_NOFOLLOW), name
@@ -159,7 +168,8 @@ class DirWriter:
         self.force = force
         self.kept: str | None = None       # the aside folder left with foreign files
         self.written: list[str] = []
-        self._pfd, self._name = _open_parent(self.path)
+        self._made: list[Path] = []      # folders above the target made for it
+        self._pfd, self._name = _open_parent(self.path, self._made)
         self._tmp: str | None = None
         self._tfd: int | None = None
         try:
@@ -252,6 +262,7 @@ class DirWriter:
                         self.kept = aside
                 raise
             self._tmp = None
+            self._made = []
             if aside is not None:
                 self.kept = aside if _delete_own(aside, self._pfd) else None
         except OSError as err:
@@ -276,6 +287,12 @@ class DirWriter:
         if self._pfd is not None:
             os.close(self._pfd)
             self._pfd = None
+        for p in reversed(self._made):     # nothing was put in place: undo them
+            try:
+                p.rmdir()
+            except OSError:
+                break
+        self._made = []
 
     def __enter__(self) -> "DirWriter":
         return self
