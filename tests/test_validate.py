@@ -50,7 +50,9 @@ def test_parse_size_refuses(bad, msg):
 
 @pytest.mark.parametrize("text,k", [("6.12", (6, 12)), ("6.1.192", (6, 1)),
                                     ("6.12.117+deb12-amd64", (6, 12)), ("6.8-rc3", (6, 8)),
-                                    (" 5.13 ", (5, 13)), ("4.20", (4, 20))])
+                                    (" 5.13 ", (5, 13)), ("4.20", (4, 20)),
+                                    ("6.1.0-28-amd64", (6, 1)), ("6.8.0-45-generic", (6, 8)),
+                                    ("5.14.0-427.13.1.el9_4.x86_64", (5, 14))])
 def test_kernel_parse(text, k):
     assert (Kernel.parse(text).major, Kernel.parse(text).minor) == k
 
