@@ -71,7 +71,10 @@ def test_cli_export_each(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["run", str(p), "--export", str(out), "--export-each"]) == 1
     dirs = sorted(d.name for d in out.iterdir())
-    assert dirs == ["00-add", "01-online", "02-alloc", "03-offline", "04-remove"]
+    assert dirs == [".hotmem-export", "00-add", "01-online", "02-alloc", "03-offline",
+                    "04-remove"]
+    manifest = (out / ".hotmem-export").read_text().splitlines()
+    assert "03-offline/sys/devices/system/memory/memory33/state" in manifest
     kpf = (out / "01-online" / "proc" / "kpageflags").read_bytes()
     assert len(kpf) == (0x100000 + 4 * 32768) * 8
     assert (out / "03-offline/sys/devices/system/memory/memory33/state").read_text() == "offline\n"
@@ -84,7 +87,7 @@ def test_cli_export_each(tmp_path, capsys):
     ('[machine]\nboot_memory = "lots"\n', "not a size"),
     ('[machine]\ncolour = "red"\n', "unknown key 'colour'"),
     ('[[step]]\nop = "add"\n', "add needs a size"),
-    ('[[step]]\nop = "teleport"\n', "op 'teleport'"),
+    ('[[step]]\nop = "teleport"\n', "step 0 op: 'teleport'"),
     ('[[step]]\nop = "online"\nblocks = "some"\n', "blocks: 'some'"),
     ('[[step]]\nop = "add"\nsize = "1G"\nstrat = "0x0"\n', "unknown key(s) ['strat']"),
     ('[machine\n', "not valid TOML"),
@@ -129,3 +132,25 @@ def test_scenario_expect(tmp_path):
 def test_config_error_type():
     with pytest.raises(ConfigError):
         loads_scenario('[machine]\nnodes = "two"\n')
+
+
+def test_compare_exit_status(tmp_path, capsys):
+    """compare: 1 when a step failed under any design (as run), 2 on bad input."""
+    p = write(tmp_path, SCENARIO)                       # the remove fails with EBUSY
+    assert main(["compare", str(p)]) == 1
+    ok = write(tmp_path, SCENARIO.split("[[step]]\nop = \"offline\"")[0], "ok.toml")
+    assert main(["compare", str(ok), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(p), "--designs", "none,bogus"]) == 2
+    assert capsys.readouterr().err == ("hotmem: error: --designs: design: 'bogus' is not one "
+                                       "of none, mainline, rfc2018 (or module:attribute)\n")
+    assert main(["compare", str(tmp_path / "missing.toml")]) == 2
+
+
+def test_export_flags_need_a_scenario_and_export(tmp_path, capsys):
+    assert main(["run", "--export", str(tmp_path / "out")]) == 2
+    assert "--export needs a SCENARIO" in capsys.readouterr().err
+    p = write(tmp_path, SCENARIO)
+    assert main(["run", str(p), "--force"]) == 2
+    assert capsys.readouterr().err == "hotmem: error: --export-each and --force need --export DIR\n"
+    assert not (tmp_path / "out").exists()

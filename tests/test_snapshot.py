@@ -210,9 +210,14 @@ def test_out_never_follows_a_symlink(tmp_path):
     victim = tmp_path / "victim"
     victim.write_text("keep\n")
     (tmp_path / "s.json").symlink_to(victim)
-    assert main(["snapshot", str(tmp_path / "a"), "--out", str(tmp_path / "s.json")]) == 0
+    # a symlinked --out is refused, its target untouched (hotmem.safeio)
+    assert main(["snapshot", str(tmp_path / "a"), "--out", str(tmp_path / "s.json")]) == 2
     assert victim.read_text() == "keep\n"
-    assert not (tmp_path / "s.json").is_symlink()
+    assert (tmp_path / "s.json").is_symlink()
+    # an existing regular file is replaced whole, through a temporary file
+    (tmp_path / "s.json").unlink()
+    (tmp_path / "s.json").write_text("old\n")
+    assert main(["snapshot", str(tmp_path / "a"), "--out", str(tmp_path / "s.json")]) == 0
     assert load_snapshot(tmp_path / "s.json")["arch"] == "x86_64"
 
 

@@ -225,7 +225,7 @@ def get_arch(name: str) -> Arch:
         return ARCHES[key]
     except KeyError:
         raise ConfigError(
-            f"unknown arch {name!r}; known: {', '.join(sorted(ARCHES))}") from None
+            f"unknown arch {str(name)[:40]!r}; known: {', '.join(sorted(ARCHES))}") from None
 
 
 def boot_ram_ranges(a: Arch, boot_memory: int) -> list[tuple[int, int]]:

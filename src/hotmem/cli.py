@@ -21,6 +21,10 @@ from .errors import ConfigError
 from .machine import Machine
 from .report import format_summary, machine_report, step_line
 from .scenario import Scenario, default_scenario_text, load_scenario, loads_scenario, run_scenario
+from .validate import clip, short
+
+# an error message is one line of fewer than this many characters
+MAX_MESSAGE = 300
 
 
 class Progress:
@@ -50,21 +54,35 @@ class Progress:
 
 def _run_one(sc: Scenario, args, label: str, **overrides):
     prog = Progress(len(sc.steps), label)
-    export_dir = Path(args.export) if getattr(args, "export", None) else None
-
-    def on_step(m: Machine, res) -> None:
-        prog.update(res.step.index + 1)
-        if export_dir is not None and args.export_each:
-            from .views.export import export
-            export(m, export_dir / f"{res.step.index:02d}-{res.step.op}")
-
+    writer = None
+    if getattr(args, "export", None):
+        from .safeio import DirWriter
+        # refused (a symlink, a file, a non-empty folder without --force)
+        # before anything runs; written whole and renamed into place at the end
+        writer = DirWriter(args.export, force=args.force)
     try:
-        m, results = run_scenario(sc, on_step=on_step, **overrides)
-    finally:
-        prog.close()
-    if export_dir is not None and not args.export_each:
-        from .views.export import export
-        export(m, export_dir)
+        def on_step(m: Machine, res) -> None:
+            prog.update(res.step.index + 1)
+            if writer is not None and args.export_each:
+                from .views.export import write_views
+                write_views(m, writer, f"{res.step.index:02d}-{res.step.op}/")
+
+        try:
+            m, results = run_scenario(sc, on_step=on_step, **overrides)
+        finally:
+            prog.close()
+        if writer is not None:
+            if not args.export_each:
+                from .views.export import write_views
+                write_views(m, writer)
+            writer.commit()
+            if writer.kept is not None:
+                print(f"hotmem: kept {writer.kept_path()}: the folder --force replaced held "
+                      "files hotmem did not write", file=sys.stderr)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
     return m, results
 
 
@@ -74,11 +92,13 @@ def _failed(results) -> bool:
 
 def cmd_run(args) -> int:
     if args.scenario is None and args.from_snapshot is None:
+        if args.export:
+            raise ConfigError("--export needs a SCENARIO (the default job runs two machines)")
         return cmd_default(args)
     if args.scenario is None:
-        sc = loads_scenario("", "<empty>")
+        sc = loads_scenario("", "<empty>", allow_empty=True)
     else:
-        sc = load_scenario(args.scenario)
+        sc = load_scenario(args.scenario, allow_empty=args.from_snapshot is not None)
     overrides = {}
     if args.from_snapshot is not None:
         # --from replaces the scenario's machine
@@ -113,9 +133,17 @@ def cmd_default(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    sc = load_scenario(args.scenario)
+    from . import designs as design_registry
     from .compare import compare, compare_report, format_compare
     designs = [d.strip() for d in args.designs.split(",") if d.strip()]
+    for d in designs:
+        try:     # a built-in name or module:attribute, loaded before anything runs
+            design_registry.get(d)
+        except ConfigError as err:
+            raise ConfigError(f"--designs: {clip(str(err), 200)}") from None
+    if not designs:
+        raise ConfigError("--designs: no design given")
+    sc = load_scenario(args.scenario)
     runs = compare(sc, designs)
     if args.json:
         json.dump(compare_report(runs), sys.stdout, indent=1)
@@ -127,7 +155,8 @@ def cmd_compare(args) -> int:
                 print(step_line(r))
             print()
         print(format_compare(runs))
-    return 0
+    # as run: 1 when a step failed (or missed its expect) under any design
+    return 1 if any(_failed(res) for _, res in runs.values()) else 0
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
@@ -208,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --export: one folder per step (DIR/00-add, ...)")
     r.add_argument("--from", dest="from_snapshot", metavar="SNAPSHOT",
                    help="start from a snapshot (hotmem snapshot) instead of [machine]")
+    r.add_argument("--force", action="store_true",
+                   help="with --export: replace an existing non-empty DIR (only files "
+                   "hotmem wrote there are deleted)")
     r.set_defaults(func=cmd_run)
     sn = sub.add_parser("snapshot", help="read a machine's memory state into a snapshot file")
     sn.add_argument("root", nargs="?", default="/",
@@ -248,13 +280,15 @@ def main(argv: list[str] | None = None) -> int:
         from .bench import main as bench_main
         return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
-    if getattr(args, "export_each", False) and not args.export:
-        print("hotmem: error: --export-each needs --export DIR", file=sys.stderr)
+    if (getattr(args, "export_each", False) or getattr(args, "force", False)) and not args.export:
+        print("hotmem: error: --export-each and --force need --export DIR", file=sys.stderr)
         return 2
     try:
         return args.func(args)
     except ConfigError as err:
-        print(f"hotmem: error: {err}", file=sys.stderr)
+        # one line, bounded: values are shortened where the error is made,
+        # this is the last guard
+        print(f"hotmem: error: {clip(str(err), MAX_MESSAGE - 16)}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0

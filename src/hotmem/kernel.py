@@ -10,8 +10,13 @@ import re
 from dataclasses import dataclass
 
 from .errors import ConfigError
+from .validate import short
 
-_VERSION_RE = re.compile(r"^\s*(\d+)\.(\d+)(?:[.\-+].*)?\s*$")
+# MAJOR.MINOR[.SUBLEVEL][-EXTRAVERSION or +local]: "6.12", "6.1.192",
+# "6.12.117+deb12-amd64", "6.8-rc3"; ASCII digits only, bounded lengths
+_VERSION_RE = re.compile(r"([0-9]{1,2})\.([0-9]{1,3})(?:\.[0-9]{1,6})?"
+                         r"(?:[-+][A-Za-z0-9][A-Za-z0-9.+~_-]{0,63})?")
+MAX_VERSION_CHARS = 80
 
 # The last minor of each major series (4.20 was followed by 5.0, 5.19 by 6.0,
 # 6.19 by 7.0) and the newest release hotmem models.
@@ -31,11 +36,13 @@ class Kernel:
     def parse(cls, value) -> "Kernel":
         if isinstance(value, Kernel):
             return value
-        if isinstance(value, float):
-            raise ConfigError(f"kernel: write the release as a string ('6.10'), not {value!r}")
-        m = _VERSION_RE.match(str(value))
+        if not isinstance(value, str):
+            raise ConfigError(f"kernel: write the release as a string ('6.10'), not {short(value)}")
+        s = value.strip(" \t")
+        m = _VERSION_RE.fullmatch(s) if len(s) <= MAX_VERSION_CHARS else None
         if not m:
-            raise ConfigError(f"kernel: {value!r} is not a release such as '6.12'")
+            raise ConfigError(f"kernel: {short(value)} is not a release such as '6.12' or "
+                              "'6.12.117+deb12-amd64'")
         k = cls(int(m.group(1)), int(m.group(2)))
         newest = cls(*NEWEST)
         if k > newest:

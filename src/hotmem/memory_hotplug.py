@@ -52,6 +52,7 @@ from .page_isolation import (
 from .sparse import memmap_units, online_mem_sections, sparse_add_sections, vmemmap_pages_per_block
 from .state import MachineState, MemoryGroup
 from .units import parse_addr, parse_size
+from .validate import check_remove_range
 
 # offline_pages() retries migration until a signal arrives.  hotmem's state is
 # deterministic, so a round that cannot make progress never will: it ends the
@@ -578,10 +579,7 @@ def remove_memory(m: MachineState, start: int | str, size: int | str) -> None:
     if size == 0 or start % bs or size % bs:
         raise HotplugError("EINVAL", f"remove of [mem {start:#x}-{start + size - 1:#x}] is not "
                            f"memory block aligned (block size {bs:#x})")
-    if start + size > m.max_phys:
-        # checked before any array is built: the range is beyond the machine
-        raise HotplugError("EINVAL", f"remove of [mem {start:#x}-{start + size - 1:#x}] is "
-                           f"beyond the machine's address space ({m.max_phys:#x})")
+    check_remove_range(m, start, size)      # before an array over the range's blocks
     a = m.arch
     spfn, epfn = start >> a.page_shift, (start + size) >> a.page_shift
     blocks = np.arange(spfn // m.pages_per_block, epfn // m.pages_per_block)

@@ -49,6 +49,7 @@ from .constants import (
 from .errors import ConfigError, HotplugError
 from .mmzone import Zone
 from .state import MachineState
+from .validate import check_node, check_seed
 
 SWAP_CLUSTER_MAX = 32
 WATERMARK_SCALE_FACTOR = 10  # vm.watermark_scale_factor default
@@ -352,13 +353,6 @@ def _check_count(pages: object, what: str) -> int:
     return pages
 
 
-def _check_seed(seed: object, what: str) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 64:
-        raise ConfigError(f"{what}: seed must be a whole number from 0 to 2**64-1, "
-                          f"got {str(seed)[:40]}")
-    return seed
-
-
 def _alloc_kind(kind: object, what: str) -> AllocKind:
     for k in ALLOC_KINDS:
         if kind == k:
@@ -381,11 +375,10 @@ def alloc_pages(m: MachineState, pages: int, kind: str = "movable", zone: str | 
     that many pages above their watermarks.
     """
     _check_count(pages, "alloc")
-    _check_seed(seed, "alloc")
+    seed = check_seed(seed)
     akind = _alloc_kind(kind, "alloc")
     how = _placement(placement, "alloc")
-    if isinstance(nid, bool) or not isinstance(nid, int) or not 0 <= nid < m.nr_nodes:
-        raise ConfigError(f"alloc: node {str(nid)[:20]} does not exist")
+    check_node(nid, m.nr_nodes)
     if zone is not None:
         zones = [m.zone_by_name(zone, nid)]
         if akind == "unmovable" and zones[0].ztype == ZONE_MOVABLE:
@@ -421,7 +414,8 @@ def free_allocated(m: MachineState, pages: int | str | None = None, kind: str = 
                    zone: str | None = None, seed: int = 0, nid: int = 0) -> IntArray:
     """Free ``pages`` allocated pages of ``kind`` chosen at random (all if None
     or "all")."""
-    _check_seed(seed, "free")
+    seed = check_seed(seed)
+    check_node(nid, m.nr_nodes)
     akind = _alloc_kind(kind, "free")
     held = allocated_pages(m, akind, zone, nid)
     if pages is None or pages == "all":

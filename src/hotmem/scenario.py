@@ -10,22 +10,34 @@
     op = "add"
     size = "1G"
 
-Every key is checked; a mistake is reported with the step number and key.
+Every key is checked before anything runs; a mistake is reported as
+``FILE: [machine] KEY: ...`` or ``FILE: step N (OP) KEY: ...``, on one line,
+with the value shortened.  A file must be UTF-8 TOML of at most 4 MiB and
+hold a [machine] table or at least one [[step]]: an empty file is refused
+rather than run as the default machine.
 """
 from __future__ import annotations
 
+import errno as _errno
+import os
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
+from .arch import ALIASES, ARCHES
 from .errors import ConfigError, HotplugError
-from .constants import MEM_OFFLINE, MEM_ONLINE
-from .machine import Machine
+from .constants import MEM_OFFLINE, MEM_ONLINE, MEMMAP_MODES, ONLINE_TYPES
+from .designs import NAMES as DESIGN_NAMES
 from .drivers import make_device
+from .kernel import Kernel
+from .machine import Machine
 from .snapshot import machine_from_file
 from .units import parse_addr, parse_size
+from .validate import (MAX_COUNT, U64, check_block_ids, check_int, check_remove_range, clip,
+                       is_int, short)
 
 MACHINE_KEYS = {
     "arch": str, "kernel": (str, int), "boot_memory": (str, int), "memmap_on_memory": (str, bool, int),
@@ -35,6 +47,12 @@ MACHINE_KEYS = {
     "auto_movable_numa_aware": bool, "rfc_alignment_fix": bool, "rfc_refuse_hazard": bool,
     "snapshot": str,
 }
+# the largest scenario file read; more is refused before it is parsed
+MAX_FILE_BYTES = 4 << 20
+MAX_NODES = 64
+# no arch has more memory blocks than its physical address space in sections
+MAX_BLOCK_ID = max((1 << a.max_physmem_bits) >> a.section_size_bits for a in ARCHES.values()) - 1
+ONLINE_STEP_TYPES = ("online", "online_kernel", "online_movable")
 COMMON_STEP_KEYS = {"op", "capture", "expect", "note"}
 STEP_KEYS = {
     "add": {"size", "start", "node", "driver"},
@@ -75,6 +93,7 @@ class Scenario:
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def build_machine(self, **overrides) -> Machine:
+        """The scenario's machine; an error names the [machine] key it is about."""
         kw = dict(self.machine)
         kw.update(overrides)
         if kw.get("snapshot") is not None:
@@ -93,7 +112,26 @@ class Scenario:
         try:
             return Machine(**kw)
         except TypeError as err:  # a key Machine does not take
-            raise ConfigError(f"{self.source}: [machine]: {err}") from None
+            raise ConfigError(f"{self.source}: [machine]: {clip(str(err), 160)}") from None
+        except ConfigError as err:
+            raise ConfigError(f"{self.source}: [machine] {_keyed(clip(str(err), 240))}") from None
+
+
+# keys of errors Machine() raises that do not start with their key
+_MACHINE_ERROR_KEYS = (("nr_nodes", "nodes"), ("memmap_on_memory=", "memmap_on_memory"),
+                       ("design ", "design"), ("boot memory ends beyond", "max_memory"),
+                       ("boot_memory ", "boot_memory"), ("unknown arch", "arch"))
+
+
+def _keyed(msg: str) -> str:
+    """A Machine() error as "KEY: message"."""
+    key = msg.split(":", 1)[0]
+    if key in MACHINE_KEYS:
+        return msg
+    for start, key in _MACHINE_ERROR_KEYS:
+        if msg.startswith(start):
+            return f"{key}: {msg}"
+    return f"(machine): {msg}"
 
 
 @dataclass
@@ -118,47 +156,110 @@ def _fail(src: str, where: str, msg: str) -> ConfigError:
     return ConfigError(f"{src}: {where}: {msg}")
 
 
-def parse_scenario(data: dict, source: str = "<scenario>") -> Scenario:
-    """Validate a parsed TOML document."""
+def _check_machine_key(key: str, value) -> None:
+    """One [machine] value, alone; combinations are Machine()'s to check."""
+    kinds = MACHINE_KEYS[key]
+    if isinstance(value, bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,)):
+        raise ConfigError(f"{short(value)} is not a {_kind_name(kinds)}")
+    if not isinstance(value, kinds):
+        raise ConfigError(f"{short(value)} is not a {_kind_name(kinds)}")
+    if key == "arch" and ALIASES.get(value, value) not in ARCHES:
+        raise ConfigError(f"unknown arch {short(value)}; known: {', '.join(sorted(ARCHES))}")
+    if key == "kernel":
+        Kernel.parse(value)
+    if key in ("boot_memory", "block_size", "max_memory"):
+        parse_size(value, key)
+    if key == "memmap_on_memory":
+        if isinstance(value, bool):
+            mode = "y" if value else "n"
+        elif isinstance(value, int):
+            mode = {0: "n", 1: "y"}.get(value)
+        else:
+            mode = value.lower() if len(value) <= 8 else None
+        if mode not in MEMMAP_MODES + ("0", "1", "false", "true", "no", "yes"):
+            raise ConfigError(f"{short(value)} is not n, y or force")
+    if key == "online_policy" and value not in ("contig-zones", "auto-movable"):
+        raise ConfigError(f"{short(value)} is not contig-zones or auto-movable")
+    if key == "auto_movable_ratio":
+        check_int(value, key, 0, (1 << 32) - 1)       # an unsigned int module parameter
+    if key == "auto_online_blocks" and value not in ONLINE_TYPES:
+        raise ConfigError(f"{short(value)} is not one of {', '.join(ONLINE_TYPES)}")
+    if key == "on_error" and value not in ("stop", "continue"):
+        raise ConfigError(f"{short(value)} is not stop or continue")
+    if key == "design" and value not in DESIGN_NAMES and ":" not in str(value):
+        raise ConfigError(f"{short(value)} is not one of {', '.join(DESIGN_NAMES)} "
+                          "(or module:attribute)")
+    if key == "nodes":
+        check_int(value, key, 1, MAX_NODES)
+
+
+def _did_you_mean(key: str, known) -> str:
+    """A hint for a misspelt key, or the list of keys: short either way."""
+    import difflib
+    close = difflib.get_close_matches(key[:64], sorted(known), n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return "; known: " + clip(", ".join(sorted(known)), 160)
+
+
+def _kind_name(kinds) -> str:
+    names = {str: "string", int: "whole number", bool: "boolean"}
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    return " or ".join(names[k] for k in kinds)
+
+
+def _strip_key(key: str, msg: str) -> str:
+    """"KEY: message" as "message": the prefix already names the key."""
+    return msg[len(key) + 2:] if msg.startswith(key + ": ") else msg
+
+
+def parse_scenario(data: dict, source: str = "<scenario>",
+                   allow_empty: bool = False) -> Scenario:
+    """Validate a parsed TOML document (empty only with ``allow_empty``: the
+    steps run on a machine that comes from elsewhere, a snapshot)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: not a TOML table")
     unknown = set(data) - {"machine", "step", "device"}
     if unknown:
-        raise _fail(source, "top level", f"unknown section(s) {sorted(unknown)}; "
+        raise _fail(source, "top level", f"unknown section(s) {short(sorted(unknown))}; "
                     "expected [machine], [[device]] and [[step]]")
+    if not data and not allow_empty:
+        raise _fail(source, "top level", "empty: a scenario needs a [machine] table or at "
+                    "least one [[step]]")
     devices = _parse_devices(source, data.get("device", []))
     machine = data.get("machine", {})
     if not isinstance(machine, dict):
         raise _fail(source, "[machine]", "must be a table")
     for key, value in machine.items():
         if key not in MACHINE_KEYS:
-            raise _fail(source, "[machine]", f"unknown key {key!r}; known: "
-                        f"{', '.join(sorted(MACHINE_KEYS))}")
-        if not isinstance(value, MACHINE_KEYS[key]):
-            raise _fail(source, f"[machine] {key}", f"unexpected value {value!r}")
+            raise _fail(source, "[machine]", f"unknown key {short(key)}{_did_you_mean(key, MACHINE_KEYS)}")
+        try:
+            _check_machine_key(key, value)
+        except ConfigError as err:
+            raise _fail(source, f"[machine] {key}", _strip_key(key, str(err))) from None
     machine = dict(machine)
     on_error = machine.pop("on_error", "stop")
-    if on_error not in ("stop", "continue"):
-        raise _fail(source, "[machine] on_error", f"{on_error!r} is not stop or continue")
     raw_steps = data.get("step", [])
     if not isinstance(raw_steps, list):
         raise _fail(source, "step", "use [[step]] tables")
+    nodes = machine.get("nodes", 1)
     steps = []
     for i, raw in enumerate(raw_steps):
         where = f"step {i}"
         if not isinstance(raw, dict):
             raise _fail(source, where, "must be a table")
         op = raw.get("op")
-        if op not in STEP_KEYS:
-            raise _fail(source, where, f"op {op!r} is not one of {', '.join(STEP_KEYS)}")
+        if not isinstance(op, str) or op not in STEP_KEYS:
+            raise _fail(source, f"{where} op", f"{short(op)} is not one of {', '.join(STEP_KEYS)}")
         extra = set(raw) - COMMON_STEP_KEYS - STEP_KEYS[op]
         if extra:
-            raise _fail(source, f"{where} ({op})", f"unknown key(s) {sorted(extra)}; "
-                        f"{op} takes {', '.join(sorted(STEP_KEYS[op]))}")
+            raise _fail(source, f"{where} ({op})", f"unknown key(s) {short(sorted(extra))}; "
+                        f"{op} takes {', '.join(sorted(STEP_KEYS[op] | COMMON_STEP_KEYS))}")
         args = {k: v for k, v in raw.items() if k in STEP_KEYS[op]}
-        _check_step(source, where, op, args)
+        common = {k: v for k, v in raw.items() if k in COMMON_STEP_KEYS and k != "op"}
+        _check_step(source, where, op, args, common, nodes if isinstance(nodes, int) else 1)
         if op in ("attach", "resize", "detach", "set") and args.get("device") not in devices:
-            raise _fail(source, f"{where} ({op})", f"device {str(args.get('device'))[:40]!r} is "
+            raise _fail(source, f"{where} ({op})", f"device {short(args.get('device'))} is "
                         f"not a [[device]] of this scenario ({', '.join(devices) or 'none'})")
         steps.append(Step(i, op, args, capture=raw.get("capture"), expect=raw.get("expect")))
     return Scenario(machine, steps, on_error, source, devices)
@@ -183,74 +284,163 @@ def _parse_devices(source: str, raw: object) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _check_step(src: str, where: str, op: str, args: dict) -> None:
+def _check_step(src: str, where: str, op: str, args: dict, common: dict, nodes: int) -> None:
+    key = None
     try:
+        for key, value in common.items():
+            if not isinstance(value, str):
+                raise ConfigError(f"{short(value)} is not a string")
+            if key == "expect" and value != "ok" and not (
+                    value.isascii() and value.isupper() and hasattr(_errno, value)):
+                raise ConfigError(f"{short(value)} is not \"ok\" or an errno name (EBUSY, ...)")
+        key = None
         if op in ("add", "remove"):
             if op == "remove" and ("start" not in args or "size" not in args):
                 raise ConfigError("remove needs start and size")
-            if "size" in args:
-                parse_size(args["size"], "size")
-            elif op == "add":
+            if "size" not in args and op == "add":
                 raise ConfigError("add needs a size")
-            if "start" in args:
-                parse_addr(args["start"], "start")
+            for key in ("size", "start"):
+                if key in args:
+                    parse_size(args[key], key)
+            key = "driver"
+            if op == "add" and "driver" in args and args["driver"] not in ("acpi", "direct"):
+                raise ConfigError(f"{short(args['driver'])} is not acpi or direct")
         if op in ("online", "offline"):
+            key = "blocks"
             sel = args.get("blocks")
             if sel is None:
+                key = None
                 raise ConfigError(f"{op} needs blocks (a list of ids, \"offline\", "
                                   "\"online\" or a range \"32-39\")")
             _block_selector(sel)
-        if op == "set" and ("key" not in args or "value" not in args):
-            raise ConfigError("set needs key and value (a device attribute)")
+            key = "type"
+            if "type" in args and args["type"] not in ONLINE_STEP_TYPES:
+                raise ConfigError(f"{short(args['type'])} is not one of "
+                                  f"{', '.join(ONLINE_STEP_TYPES)}")
+        key = None
+        if op in ("attach", "resize", "detach", "set"):
+            key = "device"
+            if not isinstance(args.get("device"), str):
+                raise ConfigError(f"{op} needs device, the name of a [[device]]")
+        if op == "set":
+            key = None
+            if "key" not in args or "value" not in args:
+                raise ConfigError("set needs key and value (a device attribute)")
+            key = "key"
+            if not isinstance(args["key"], str):
+                raise ConfigError(f"{short(args['key'])} is not an attribute name")
         if op == "resize":
+            key = None
             if "size" not in args:
                 raise ConfigError("resize needs a size")
+            key = "size"
             parse_size(args["size"], "size")
+        key = None
         if op == "alloc" and "pages" not in args:
             raise ConfigError("alloc needs pages")
-        for key in ("pages", "seed", "node"):
-            if key in args and key != "pages" and not isinstance(args[key], int):
-                raise ConfigError(f"{key} must be a whole number")
+        key = "pages"
+        if "pages" in args and not (op == "free" and args["pages"] == "all"):
+            check_int(args["pages"], "pages", 1, MAX_COUNT)
+        key = "seed"
+        if "seed" in args:
+            check_int(args["seed"], "seed", 0, U64 - 1)
+        key = "node"
+        if "node" in args:
+            # add: an impossible node is the kernel's EINVAL; alloc and free
+            # are hotmem's own and take only the machine's nodes
+            nid = check_int(args["node"], "node", 0, MAX_NODES - 1)
+            if op != "add" and nid >= nodes:
+                raise ConfigError(f"{nid} is not a node of the machine (nodes = {nodes})")
+        for key, allowed in (("kind", ("movable", "unmovable")),
+                             ("placement", ("lowest", "random", "kernel"))):
+            if key in args and args[key] not in allowed:
+                raise ConfigError(f"{short(args[key])} is not one of {', '.join(allowed)}")
+        key = "zone"
+        if "zone" in args and (not isinstance(args["zone"], str) or len(args["zone"]) > 16):
+            raise ConfigError(f"{short(args['zone'])} is not a zone name (DMA, Normal, ...)")
     except ConfigError as err:
-        raise _fail(src, f"{where} ({op})", str(err)) from None
+        msg = str(err)
+        raise _fail(src, f"{where} ({op})" + (f" {key}" if key else ""),
+                    _strip_key(key, msg) if key else msg) from None
 
 
 def _block_selector(sel) -> Callable[[Machine], list[int]]:
+    """What ``blocks`` selects, as a function of the machine; ids a machine
+    can never have (beyond its address space) are refused before a list of
+    them is built."""
     if isinstance(sel, list):
-        if not all(isinstance(b, int) and not isinstance(b, bool) for b in sel):
-            raise ConfigError(f"blocks: {sel!r} must be whole numbers")
-        return lambda m: list(sel)
-    if isinstance(sel, int) and not isinstance(sel, bool):
-        return lambda m: [sel]
+        if not sel or not all(is_int(b) for b in sel):
+            raise ConfigError(f"blocks: {short(sel)} must be a list of whole numbers")
+        lo, hi = min(sel), max(sel)
+        if lo < 0 or hi > MAX_BLOCK_ID:
+            raise ConfigError(f"blocks: {short(lo if lo < 0 else hi)} is not a block id "
+                              f"(0 .. {MAX_BLOCK_ID})")
+
+        def listed(m: Machine) -> list[int]:
+            check_block_ids(m, lo, hi)
+            return list(sel)
+        return listed
+    if is_int(sel):
+        return _block_selector([sel])
     if sel == "offline":
         return lambda m: [int(b) for b in m.blocks_in_state(MEM_OFFLINE)]
     if sel == "online":
         # hot-added blocks only: boot memory is not what a scenario offlines
         return lambda m: [int(b) for b in m.blocks_in_state(MEM_ONLINE) if not m.blk_early[b]]
-    if isinstance(sel, str) and "-" in sel:
-        lo, _, hi = sel.partition("-")
-        if lo.strip().isdigit() and hi.strip().isdigit() and int(lo) <= int(hi):
-            return lambda m: list(range(int(lo), int(hi) + 1))
-    raise ConfigError(f"blocks: {sel!r} is not a list of ids, \"offline\", \"online\" or "
+    if isinstance(sel, str) and len(sel) <= 40:
+        lo, sep, hi = sel.strip(" \t").partition("-")
+        lo, hi = lo.strip(" \t"), hi.strip(" \t")
+        if (sep and 0 < len(lo) <= 20 and 0 < len(hi) <= 20 and lo.isascii() and lo.isdigit()
+                and hi.isascii() and hi.isdigit() and int(lo) <= int(hi)):
+            first, last = int(lo), int(hi)
+            if last > MAX_BLOCK_ID:
+                raise ConfigError(f"blocks: {short(sel)} goes beyond any machine's blocks "
+                                  f"(0 .. {MAX_BLOCK_ID})")
+
+            def ranged(m: Machine) -> list[int]:
+                check_block_ids(m, first, last)
+                return list(range(first, last + 1))
+            return ranged
+    raise ConfigError(f"blocks: {short(sel)} is not a list of ids, \"offline\", \"online\" or "
                       "a range such as \"32-39\"")
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario file."""
+def load_scenario(path: str | Path, allow_empty: bool = False) -> Scenario:
+    """Read and validate a scenario file (a regular file of at most 4 MiB)."""
     path = Path(path)
+    name = clip(str(path), 120)
     try:
-        text = path.read_text()
+        # O_NONBLOCK: opening a FIFO must not wait for a writer
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise ConfigError(f"{name}: not a regular file")
+            raw = fh.read(MAX_FILE_BYTES + 1)
     except OSError as err:
-        raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
-    return loads_scenario(text, str(path))
+        raise ConfigError(f"{name}: cannot read: {err.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(f"{name}: larger than {MAX_FILE_BYTES >> 20} MiB; not a scenario")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{name}: not UTF-8 text (byte {err.start}: "
+                          f"{raw[err.start:err.start + 1]!r})") from None
+    return loads_scenario(text, name, allow_empty)
 
 
-def loads_scenario(text: str, source: str = "<scenario>") -> Scenario:
+def loads_scenario(text: str, source: str = "<scenario>", allow_empty: bool = False) -> Scenario:
+    if len(text) > MAX_FILE_BYTES:
+        raise ConfigError(f"{source}: larger than {MAX_FILE_BYTES >> 20} MiB; not a scenario")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{source}: not valid TOML: {err}") from None
-    return parse_scenario(data, source)
+        raise ConfigError(f"{source}: not valid TOML: {clip(str(err), 120)}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid TOML: arrays or tables nested too "
+                          "deeply") from None
+    except ValueError:   # an integer of more digits than int() converts (4300)
+        raise ConfigError(f"{source}: not valid TOML: a number of thousands of "
+                          "digits") from None
+    return parse_scenario(data, source, allow_empty)
 
 
 def default_scenario_text() -> str:
@@ -270,7 +460,10 @@ def run_step(m: Machine, step: Step, on_error: str = "stop",
                                driver=a.get("driver", "acpi"))
         elif step.op == "remove":
             s, e = parse_addr(a["start"]), parse_size(a["size"])
-            res.blocks = list(range(s // m.block_size, (s + e) // m.block_size))
+            bs = m.block_size
+            if e and not s % bs and not e % bs:
+                check_remove_range(m, s, e)     # before any list of its blocks
+            res.blocks = list(range(s // bs, (s + e) // bs)) if s + e <= m.max_phys else []
             m.remove(a["start"], a["size"])
         elif step.op in ("online", "offline"):
             res.blocks = _block_selector(a["blocks"])(m)
@@ -318,7 +511,17 @@ def run_scenario(sc: Scenario, machine: Machine | None = None,
     specs = {k: dict(v) for k, v in sc.devices.items()}   # this run's device attributes
     results = []
     for step in sc.steps:
-        res = run_step(m, step, sc.on_error, specs)
+        try:
+            res = run_step(m, step, sc.on_error, specs)
+        except ConfigError as err:
+            # what only the machine can tell: a zone it lacks, a node it lacks
+            msg = str(err)
+            if msg.startswith(f"{step.op}: "):
+                msg = msg[len(step.op) + 2:]
+            key = msg.split(":", 1)[0]
+            sep = " " if key in step.args or key == "blocks" else ": "
+            raise ConfigError(f"{sc.source}: step {step.index} ({step.op}){sep}"
+                              f"{clip(msg, 200)}") from None
         results.append(res)
         if on_step is not None:
             on_step(m, res)

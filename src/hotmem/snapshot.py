@@ -79,8 +79,8 @@ from .constants import (
     pageblock_lists,
 )
 from .errors import ConfigError
-from .fileio import write_atomic
 from .kernel import Kernel
+from .safeio import write_file
 from .machine import Machine
 from .memblock import zone_splitter
 from .memremap import VmemAltmap
@@ -538,7 +538,7 @@ def _classify(v: np.ndarray) -> np.ndarray:
 
 def save_snapshot(doc: dict[str, Any], out: str | Path) -> None:
     """Write a snapshot through a temporary file renamed into place."""
-    write_atomic(out, json.dumps(doc, separators=(",", ":")) + "\n")
+    write_file(out, json.dumps(doc, separators=(",", ":")) + "\n", force=True)
 
 
 def load_snapshot(path: str | Path) -> dict[str, Any]:

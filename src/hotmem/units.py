@@ -2,33 +2,37 @@
 import re
 
 from .errors import ConfigError
+from .validate import U64, is_int, short
 
 _SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGTP]?)(?:i?B)?\s*$", re.IGNORECASE)
+# ASCII digits only (int() would take Arabic-Indic or fullwidth digits), and
+# few enough of them that int() never meets Python's digit limit
+_SIZE_RE = re.compile(r"(?:0[xX]([0-9a-fA-F]{1,16})|([0-9]{1,20})[ \t]*([KMGTPkmgtp]?)(?:[iI]?[Bb])?)")
+# the longest size string worth reading: "18446744073709551615 PiB" and spaces
+MAX_SIZE_CHARS = 40
 
 
 def parse_size(value, what: str = "size") -> int:
-    """Bytes from an int or a string such as ``"4G"``, ``"128MiB"``, ``"0x8000000"``."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{what}: expected a size, got {value!r}")
-    if isinstance(value, int):
-        n = value
+    """Bytes from an int or a string such as ``"4G"``, ``"128MiB"``, ``"0x8000000"``;
+    below 2**64."""
+    if is_int(value):
+        n = int(value)
     elif isinstance(value, str):
-        s = value.strip()
-        if s.lower().startswith("0x"):
-            try:
-                n = int(s, 16)
-            except ValueError:
-                raise ConfigError(f"{what}: {value!r} is not a hex number") from None
+        s = value.strip(" \t")
+        m = _SIZE_RE.fullmatch(s) if len(s) <= MAX_SIZE_CHARS else None
+        if not m:
+            raise ConfigError(f"{what}: {short(value)} is not a size (use e.g. 128M, 4G, 1T "
+                              "or 0x8000000)")
+        if m.group(1) is not None:
+            n = int(m.group(1), 16)
         else:
-            m = _SIZE_RE.match(s)
-            if not m:
-                raise ConfigError(f"{what}: {value!r} is not a size (use e.g. 128M, 4G, 1T)")
-            n = int(m.group(1)) * _SUFFIX[m.group(2).upper()]
+            n = int(m.group(2)) * _SUFFIX[m.group(3).upper()]
     else:
-        raise ConfigError(f"{what}: expected a size, got {value!r}")
+        raise ConfigError(f"{what}: expected a size, got {short(value)}")
     if n < 0:
-        raise ConfigError(f"{what}: {value!r} is negative")
+        raise ConfigError(f"{what}: {short(value)} is negative")
+    if n >= U64:
+        raise ConfigError(f"{what}: {short(value)} is 2**64 bytes or more")
     return n
 
 

@@ -1,34 +1,41 @@
-"""Write a machine's procfs / sysfs views to a directory tree, as they would read."""
+"""Write a machine's procfs / sysfs views to a directory tree, as they would read.
+
+The tree is written whole into a fresh temporary folder beside DIR and then
+renamed into place (hotmem.safeio): an existing non-empty DIR is refused
+unless ``force``, and no symlink in or at DIR is ever followed.
+"""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
+
+from ..safeio import DirWriter
 from ..state import MachineState
-from . import procfs, sysfs
+from . import nodes, procfs, sysfs
 from .kpageflags import write_kpageflags
-from .machine_files import write_machine_files
+from .machine_files import machine_files
 
 
-def export(m: MachineState, root: str | Path) -> Path:
-    """Write DIR/proc/{buddyinfo,zoneinfo,pagetypeinfo,kpageflags,meminfo,vmstat,
-    iomem}, DIR/sys/devices/system/{memory,node}/... and
-    DIR/sys/module/memory_hotplug/parameters; returns DIR."""
-    root = Path(root)
-    proc = root / "proc"
-    proc.mkdir(parents=True, exist_ok=True)
-    (proc / "buddyinfo").write_text(procfs.buddyinfo(m))
-    (proc / "zoneinfo").write_text(procfs.zoneinfo(m))
-    (proc / "pagetypeinfo").write_text(procfs.pagetypeinfo(m))
-    with open(proc / "kpageflags", "wb") as fh:
+def write_views(m: MachineState, w: DirWriter, prefix: str = "") -> None:
+    """PREFIX/proc/{buddyinfo,zoneinfo,pagetypeinfo,kpageflags,meminfo,vmstat,
+    iomem}, PREFIX/sys/devices/system/{memory,node}/..., the memoryN/nodeM
+    links and PREFIX/sys/module/memory_hotplug/parameters inside the folder
+    being written."""
+    w.write_text(f"{prefix}proc/buddyinfo", procfs.buddyinfo(m))
+    w.write_text(f"{prefix}proc/zoneinfo", procfs.zoneinfo(m))
+    w.write_text(f"{prefix}proc/pagetypeinfo", procfs.pagetypeinfo(m))
+    with w.open(f"{prefix}proc/kpageflags") as fh:
         write_kpageflags(m, fh)
-    mem = root / "sys" / "devices" / "system" / "memory"
-    if mem.exists():
-        shutil.rmtree(mem)  # blocks removed since an earlier export must not linger
     for rel, text in sysfs.memory_tree(m).items():
-        path = mem / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    # meminfo, vmstat, iomem, /sys/devices/system/node, memoryN/nodeM links,
-    # memory_hotplug parameters (views/machine_files.py)
-    write_machine_files(m, root)
-    return root
+        w.write_text(f"{prefix}sys/devices/system/memory/{rel}", text)
+    for rel, text in machine_files(m).items():
+        if isinstance(text, nodes.Symlink):
+            w.symlink(f"{prefix}{rel}", str(text))
+        else:
+            w.write_text(f"{prefix}{rel}", text)
+
+
+def export(m: MachineState, root: str | Path, force: bool = False) -> Path:
+    """Write the views of ``m`` as the folder ``root``; returns it."""
+    with DirWriter(root, force=force) as w:
+        write_views(m, w)
+    return Path(root)

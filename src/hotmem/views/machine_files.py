@@ -4,10 +4,6 @@ kpageflags and the memory blocks: /proc/{meminfo,vmstat,iomem},
 /sys/module/memory_hotplug/parameters."""
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
-from ..fileio import ensure_dir, symlink_atomic, write_atomic
 from ..state import MachineState
 from . import iomem, meminfo, nodes, vmstat
 
@@ -35,19 +31,3 @@ def machine_files(m: MachineState) -> dict[str, str]:
     files["sys/kernel/mm/transparent_hugepage/enabled"] = \
         "always [madvise] never\n" if m.thp else "always madvise [never]\n"
     return files
-
-
-def write_machine_files(m: MachineState, root: str | Path) -> None:
-    """Write machine_files() under root (after the memory block tree, whose
-    directories the memoryN/nodeM links go into); stale nodes and parameters
-    of an earlier export are removed first."""
-    root = Path(root)
-    for d in (NODE_DIR, PARAM_DIR):
-        if (root / d).is_dir() and not (root / d).is_symlink():
-            shutil.rmtree(root / d)
-    for rel, text in machine_files(m).items():
-        parent = ensure_dir(root, Path(rel).parent)
-        if isinstance(text, nodes.Symlink):
-            symlink_atomic(str(text), parent / Path(rel).name)
-        else:
-            write_atomic(parent / Path(rel).name, text)
