@@ -400,8 +400,9 @@ def sweep(grid: Grid, out: str | Path | None = None, *, workers: int | None = No
     if progress is not None:
         progress(skipped, total)
     last_save = time.monotonic()
+    tasks = _execute(grid, todo, workers, scheduler, dask_local)
     try:
-        for i_rows in _execute(grid, todo, workers, scheduler, dask_local):
+        for i_rows in tasks:
             for i, row in i_rows:
                 new[i] = row
             if progress is not None:
@@ -410,6 +411,7 @@ def sweep(grid: Grid, out: str | Path | None = None, *, workers: int | None = No
                 save()
                 last_save = time.monotonic()
     finally:
+        tasks.close()                      # cancel what has not started, at once
         save()
     rows = _merge(sorted(old, key=lambda r: index.get(point_key(r, names), total)),
                   new, index, names)
@@ -434,15 +436,13 @@ def _execute(grid: Grid, todo: list[tuple[int, dict]], workers: int | None,
     workers = workers or len(os.sched_getaffinity(0))
     chunks = _chunks(todo, chunk_size(len(todo), workers))
     from concurrent.futures import as_completed
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers)
+    try:
         futs = [pool.submit(run_points, grid.base, grid.source, c) for c in chunks]
-        try:
-            for f in as_completed(futs):
-                yield f.result()
-        except BaseException:
-            for f in futs:
-                f.cancel()
-            raise
+        for f in as_completed(futs):
+            yield f.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _execute_dask(grid: Grid, todo, scheduler: str | None, dask_local: int | None):
