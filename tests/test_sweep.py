@@ -248,3 +248,17 @@ def test_plot_line_and_heatmap(grid_dir, pool_rows, tmp_path, capsys):
     assert main(["sweep", "--plot", str(table), "--x", "step.0.size", "--y", "nope",
                  "--out", str(heat)]) == 2
     assert "--y 'nope'" in capsys.readouterr().err
+
+
+def test_output_of_other_axes_is_refused(tmp_path, capsys):
+    g = write_grid(tmp_path, GRID.replace('["6.1", "6.8", "6.12"]', '["6.12"]'))
+    out = tmp_path / "r.csv"
+    assert main(["sweep", str(g), "--out", str(out), "--workers", "1"]) == 0
+    first = out.read_bytes()
+    assert out.read_text().splitlines()[0].startswith(
+        "machine.kernel,step.0.size,machine.memmap_on_memory,error,machine.arch,")
+    g2 = write_grid(tmp_path, 'base = "base.toml"\n[axes]\n"step.0.size" = ["1G"]\n')
+    assert main(["sweep", str(g2), "--out", str(out)]) == 2
+    assert ("holds a sweep over other axes (machine.kernel, step.0.size, "
+            "machine.memmap_on_memory, not step.0.size)") in capsys.readouterr().err
+    assert out.read_bytes() == first

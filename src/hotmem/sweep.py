@@ -272,7 +272,8 @@ def run_points(base: dict, source: str, chunk: list[tuple[int, dict]]) -> list[t
 # ---------------------------------------------------------------- tables
 
 def columns(rows: Iterable[dict], axes: list[str]) -> list[str]:
-    """Axes, then the metrics in first-seen order, then step outcomes, then error."""
+    """Axes, error, the metrics in first-seen order, the step outcomes.  The
+    error column closes the axes, so a table tells its own axes."""
     seen: dict[str, None] = {}
     steps: set[int] = set()
     for r in rows:
@@ -281,7 +282,11 @@ def columns(rows: Iterable[dict], axes: list[str]) -> list[str]:
                 steps.add(int(k.split(".")[1]))
             elif k not in axes and k != "error":
                 seen.setdefault(k)
-    return axes + list(seen) + [f"step.{i}.outcome" for i in sorted(steps)] + ["error"]
+    return axes + ["error"] + list(seen) + [f"step.{i}.outcome" for i in sorted(steps)]
+
+
+def table_axes(cols: list[str]) -> list[str]:
+    return cols[:cols.index("error")] if "error" in cols else []
 
 
 def table_format(path: Path) -> str:
@@ -380,10 +385,10 @@ def sweep(grid: Grid, out: str | Path | None = None, *, workers: int | None = No
             raise ConfigError(f"--out {out} is a symbolic link; give the file itself")
         if out.exists():
             old = read_table(out)
-            if old and set(names) - set(old[0]):
+            if old and table_axes(list(old[0])) != names:
                 raise ConfigError(f"--out {out} holds a sweep over other axes "
-                                  f"({', '.join(k for k in old[0] if k in names) or 'none'} "
-                                  f"of {', '.join(names)}); give another file")
+                                  f"({', '.join(table_axes(list(old[0]))) or 'none'}, not "
+                                  f"{', '.join(names)}); give another file")
     done_keys = {point_key(r, names) for r in old}
     todo = [(i, p) for i, p in enumerate(points) if point_key(p, names) not in done_keys]
     new: dict[int, dict] = {}
@@ -502,7 +507,7 @@ def plot_sweep(table: str | Path, x: str, y: str, out: str | Path,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    axis_cols = _axis_columns(cols)
+    axis_cols = table_axes(cols)
     others = [c for c in axis_cols if c not in (x, facet)
               and len({str(r[c]) for r in rows}) > 1]
     facets = _ordered({str(r[facet]) for r in rows}, rows, facet) if facet else [None]
@@ -552,18 +557,6 @@ def plot_sweep(table: str | Path, x: str, y: str, out: str | Path,
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return "line" if numeric else "heatmap"
-
-
-def _axis_columns(cols: list[str]) -> list[str]:
-    """The leading axis columns: those named like an axis before the first metric."""
-    out = []
-    for c in cols:
-        if c in ("design", "seed") or c.startswith("step.") and not c.endswith(".outcome") \
-                or c.startswith("machine.") and c[len("machine."):] in MACHINE_KEYS:
-            out.append(c)
-        else:
-            break
-    return out
 
 
 def _ordered(values: set, rows: list[dict], col: str) -> list[str]:
