@@ -262,3 +262,13 @@ def test_output_of_other_axes_is_refused(tmp_path, capsys):
     assert ("holds a sweep over other axes (machine.kernel, step.0.size, "
             "machine.memmap_on_memory, not step.0.size)") in capsys.readouterr().err
     assert out.read_bytes() == first
+
+
+def test_table_mode_follows_umask(tmp_path):
+    g = load_grid(write_grid(tmp_path, 'base = "base.toml"\n[axes]\n"step.0.size" = ["1G"]\n'))
+    old = os.umask(0o022)
+    try:
+        sweep(g, tmp_path / "r.csv", workers=1)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.csv").stat().st_mode & 0o777 == 0o644

@@ -285,6 +285,13 @@ def columns(rows: Iterable[dict], axes: list[str]) -> list[str]:
     return axes + ["error"] + list(seen) + [f"step.{i}.outcome" for i in sorted(steps)]
 
 
+def _need(module: str, what: str, extra: str = "sweep") -> None:
+    """A clear exit 2 instead of a traceback when an optional extra is missing."""
+    import importlib.util
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(f"{what} need {module}: pip install 'hotmem[{extra}]'")
+
+
 def table_axes(cols: list[str]) -> list[str]:
     return cols[:cols.index("error")] if "error" in cols else []
 
@@ -304,11 +311,8 @@ def read_table(path: str | Path) -> list[dict]:
     fmt = table_format(path)
     try:
         if fmt == "parquet":
-            try:
-                import pyarrow.parquet as pq
-            except ImportError:
-                raise ConfigError("parquet tables need pyarrow: pip install 'hotmem[sweep]'") \
-                    from None
+            _need("pyarrow", "parquet tables")
+            import pyarrow.parquet as pq
             return pq.read_table(path).to_pylist()
         with open(path, newline="") as f:
             return [{k: (v if v != "" else None) for k, v in r.items()} for r in csv.DictReader(f)]
@@ -325,6 +329,15 @@ def write_table(path: str | Path, rows: list[dict], cols: list[str]) -> None:
         raise ConfigError(f"--out {path} is a symbolic link; give the file itself")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
+        # mkstemp makes the file 0600: give the table the mode a plain open()
+        # would, or keep the one it had
+        try:
+            mode = os.stat(path, follow_symlinks=False).st_mode & 0o7777
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             if fmt == "parquet":
                 import pyarrow as pa
@@ -380,7 +393,8 @@ def sweep(grid: Grid, out: str | Path | None = None, *, workers: int | None = No
     old: list[dict] = []
     if out is not None:
         out = Path(out)
-        table_format(out)
+        if table_format(out) == "parquet":
+            _need("pyarrow", "parquet tables")
         if out.is_symlink():
             raise ConfigError(f"--out {out} is a symbolic link; give the file itself")
         if out.exists():
@@ -451,11 +465,8 @@ def _execute(grid: Grid, todo: list[tuple[int, dict]], workers: int | None,
 
 
 def _execute_dask(grid: Grid, todo, scheduler: str | None, dask_local: int | None):
-    try:
-        from distributed import Client, LocalCluster, as_completed
-    except ImportError:
-        raise ConfigError("--scheduler / --dask-local need dask.distributed: "
-                          "pip install 'hotmem[sweep]'") from None
+    _need("distributed", "--scheduler and --dask-local")
+    from distributed import Client, LocalCluster, as_completed
     cluster = None
     if scheduler is not None:
         try:
@@ -503,6 +514,7 @@ def plot_sweep(table: str | Path, x: str, y: str, out: str | Path,
     for what, name in (("--x", x), ("--y", y), ("--facet", facet)):
         if name is not None and name not in cols:
             raise ConfigError(f"{what} {name!r} is not a column of {table}")
+    _need("matplotlib", "--plot", "plot")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
