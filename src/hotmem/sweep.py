@@ -547,13 +547,19 @@ def plot_sweep(table: str | Path, x: str, y: str, out: str | Path,
             ax.set_ylabel(y)
             ax.legend(fontsize=7)
         else:
-            cats = sorted({str(r[y]) for r in rows})
-            keys = sorted(series)
+            # "ok" first and green, each errno a colour of its own
+            cats = sorted({str(r[y]) for r in rows}, key=lambda c: (c != "ok", c))
+            keys = list(series)             # grid order
             grid = [[math.nan] * len(xs_all) for _ in keys]
             for k_i, key in enumerate(keys):
                 for r in series[key]:
                     grid[k_i][xs_all.index(str(r[x]))] = cats.index(str(r[y]))
-            cmap = plt.get_cmap("tab10", len(cats))
+            from matplotlib.colors import ListedColormap
+            palette = ["#e41a1c", "#377eb8", "#984ea3", "#ff7f00", "#a65628", "#f781bf",
+                       "#999999", "#ffff33"]
+            colours = [("#4daf4a" if c == "ok" else palette.pop(0) if palette else "#000000")
+                       for c in cats]
+            cmap = ListedColormap(colours)
             ax.imshow(grid, aspect="auto", cmap=cmap, vmin=-0.5, vmax=len(cats) - 0.5,
                       interpolation="nearest")
             ax.set_xticks(range(len(xs_all)), xs_all, rotation=45, fontsize=7)
