@@ -19,12 +19,24 @@ def add_result(mode: str, size: int, kernel: str = "6.12") -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def plan_612_both():
-    """The plan once: its JSON (as --json prints it) and its text."""
+def plan_612_both(tmp_path_factory):
+    """The plan once: its JSON (as --json prints it), its text, its proofs."""
     from hotmem import plan
     p = plan.make_plan({"arch": "x86_64", "kernel": "6.12", "boot_memory": "1G"})
     data = json.loads(json.dumps({k: v for k, v in p.items() if not k.startswith("_")}))
-    return data, plan.format_plan(p)
+    proofs = plan.write_proofs(p, tmp_path_factory.mktemp("proofs"))
+    return data, plan.format_plan(p), proofs
+
+
+def test_proof_files_run_as_scenarios(plan_612_both, capsys):
+    names = sorted(f.name for f in plan_612_both[2])
+    assert names == [f"{q}-mom-{m}-{r}.toml" for q in ("growth", "single")
+                     for m in ("n", "y") for r in ("fail", "ok")]
+    for f in plan_612_both[2]:
+        # the failing proof carries its errno as expect: both exit 0
+        assert main(["run", str(f)]) == 0, f.name
+    out = capsys.readouterr().out
+    assert out.count("E2BIG: Hotplug memory") == 2 and out.count("ENOMEM: hot-add") == 2
 
 
 @pytest.fixture(scope="module")
