@@ -91,6 +91,10 @@ def pool_rows(grid_dir):
 
 def test_rows_equal_separate_runs(grid_dir, pool_rows, capsys):
     assert len(pool_rows) == 18
+    import pandas as pd
+    df = pd.read_parquet(grid_dir / "pool.parquet")        # loads as it is
+    assert list(df.columns[:4]) == AXES + ["error"] and len(df) == 18
+    assert str(df["meminfo_kB.MemTotal"].dtype) == "int64"
     capsys.readouterr()
     for row in pool_rows:
         point = {a: row[a] for a in AXES}
