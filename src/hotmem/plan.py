@@ -18,7 +18,9 @@ answer and one that fails a memory block above it, both runnable with
 from __future__ import annotations
 
 import json
+import os
 import sys
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -259,13 +261,24 @@ def run_trial(machine: dict, settings: dict, target: int, load: int) -> Trial | 
     return t
 
 
-def target_settings(machine: dict, target: int, load: int) -> list[Trial]:
+def target_settings(machine: dict, target: int, load: int,
+                    pool: Executor | None = None) -> list[Trial]:
     """Trials of every candidate; the good ones first, least memmap first, then
     least memmap taken from the memory that was online before the hot-add."""
-    trials = [t for s in target_candidates(machine)
-              if (t := run_trial(machine, s, target, load)) is not None]
+    cands = target_candidates(machine)
+    n = len(cands)
+    done = _map(pool, run_trial, [machine] * n, cands, [target] * n, [load] * n)
+    trials = [t for t in done if t is not None]
     return sorted(trials, key=lambda t: (not (t.came_up and t.offlinable), t.lost_bytes,
                                          t.boot_bytes))
+
+
+def _map(pool: Executor | None, fn, *args) -> list:
+    """fn over the argument lists, on the pool when there is one (the searches
+    are independent of each other; each is sequential inside)."""
+    if pool is None:
+        return list(map(fn, *args))
+    return list(pool.map(fn, *args, chunksize=max(1, len(args[0]) // 16)))
 
 
 # ---------------------------------------------------------------- offlinable now
@@ -309,9 +322,22 @@ def plan_machine(args) -> dict:
 
 
 def make_plan(machine: dict, target: int | None = None, load: int = 0,
-              scenario: Scenario | None = None) -> dict:
-    single = {mode: largest_single_add(dict(machine, memmap_on_memory=mode)) for mode in MODES}
-    growth = {mode: largest_growth(dict(machine, memmap_on_memory=mode)) for mode in MODES}
+              scenario: Scenario | None = None, workers: int = 1) -> dict:
+    """Every answer; ``workers`` > 1 runs the independent searches on a local
+    process pool."""
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    try:
+        return _make_plan(machine, target, load, scenario, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _make_plan(machine: dict, target: int | None, load: int, scenario: Scenario | None,
+               pool: Executor | None) -> dict:
+    by_mode = [dict(machine, memmap_on_memory=mode) for mode in MODES]
+    single = dict(zip(MODES, _map(pool, largest_single_add, by_mode)))
+    growth = dict(zip(MODES, _map(pool, largest_growth, by_mode)))
     out: dict[str, Any] = {
         "machine": machine,
         "largest_single_add": {mode: a.bytes for mode, a in single.items()},
@@ -320,7 +346,7 @@ def make_plan(machine: dict, target: int | None = None, load: int = 0,
                    "largest_total_growth": {mode: a.as_json() for mode, a in growth.items()}},
     }
     if target is not None:
-        trials = target_settings(machine, target, load)
+        trials = target_settings(machine, target, load, pool)
         out["target"] = {"bytes": target, "load_pages": load,
                          "settings": [t.as_json() for t in trials]}
     if scenario is not None:
@@ -450,6 +476,8 @@ def add_parser(sub) -> None:
     p.add_argument("--scenario", help="the machine whose blocks are judged offlinable now "
                    "(default: the plan's machine as it boots)")
     p.add_argument("--proofs", metavar="DIR", help="write the proving scenarios to DIR")
+    p.add_argument("--workers", type=int, help="local worker processes for the independent "
+                   "searches (default: all cores)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plan)
 
@@ -472,8 +500,11 @@ def cmd_plan(args) -> int:
             raise ConfigError("--target: give a size above 0")
     if args.load < 0:
         raise ConfigError("--load: give a number of pages, 0 or more")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError("--workers: give at least 1")
     machine = plan_machine(args)
-    plan = make_plan(machine, target, args.load, scenario)
+    workers = args.workers or len(os.sched_getaffinity(0))
+    plan = make_plan(machine, target, args.load, scenario, workers=workers)
     if args.proofs:
         write_proofs(plan, args.proofs)
     if args.json:
