@@ -487,6 +487,10 @@ def _execute_dask(grid: Grid, todo, scheduler: str | None, dask_local: int | Non
         try:
             for f in as_completed(futs):
                 yield f.result()
+        except ImportError as err:
+            client.cancel(futs)
+            raise ConfigError(f"the dask workers cannot import hotmem ({err}); install it "
+                              "where they run") from None
         except BaseException:
             client.cancel(futs)
             raise
