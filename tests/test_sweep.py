@@ -207,10 +207,12 @@ def test_seed_and_range_axes_are_deterministic(tmp_path):
     ('base = "base.toml"\n[axes]\n"step.0.size" = {start = "1G"}\n', "step.0.size"),
     ('base = "nothere.toml"\n[axes]\nseed = [1]\n', "base"),
     ('base = "base.toml"\nextra = 1\n[axes]\nseed = [1]\n', "extra"),
+    ('base = "base.toml"\n[axes]\n"machine.kernel" = ["6.12"]\n', "--out"),
 ])
 def test_bad_grid_exit_2_naming_the_key(tmp_path, capsys, grid, key):
     g = write_grid(tmp_path, grid)
-    assert main(["sweep", str(g), "--out", str(tmp_path / "r.csv")]) == 2
+    out = tmp_path / ("nodir/r.csv" if key == "--out" else "r.csv")
+    assert main(["sweep", str(g), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("hotmem: error: ") and err.count("\n") == 1 and key in err
     assert not (tmp_path / "r.csv").exists()

@@ -397,6 +397,8 @@ def sweep(grid: Grid, out: str | Path | None = None, *, workers: int | None = No
             _need("pyarrow", "parquet tables")
         if out.is_symlink():
             raise ConfigError(f"--out {out} is a symbolic link; give the file itself")
+        if not out.parent.is_dir():
+            raise ConfigError(f"--out {out}: no directory {out.parent}")
         if out.exists():
             old = read_table(out)
             if old and table_axes(list(old[0])) != names:
