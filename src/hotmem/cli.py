@@ -8,6 +8,9 @@
     hotmem plot [SCENARIO.toml] [--out FILE.png] [--design D]
     hotmem snapshot [ROOT] --out FILE [--arch A]
     hotmem run [SCENARIO.toml] --from SNAPSHOT
+    hotmem sweep GRID.toml --out RESULTS.parquet [--workers N | --scheduler ADDR | --dask-local N]
+    hotmem sweep --plot RESULTS.parquet --x AXIS --y METRIC [--facet AXIS] [--out FILE.png]
+    hotmem plan --arch A --kernel K --boot-memory SIZE [--target SIZE] [--scenario F] [--json]
 """
 from __future__ import annotations
 
@@ -270,6 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("captures", nargs="*", help="capture names or .tar.xz paths (default: all)")
     f.add_argument("--json", action="store_true")
     f.set_defaults(func=cmd_fidelity)
+    # sweep and plan keep their options in their own modules
+    from . import plan, sweep
+    sweep.add_parser(sub)
+    plan.add_parser(sub)
     return p
 
 

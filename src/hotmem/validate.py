@@ -9,14 +9,21 @@ nothing.
 from __future__ import annotations
 
 import reprlib
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from .errors import ConfigError, HotplugError
 
-if TYPE_CHECKING:
-    from .state import MachineState as Machine
+
+
+class Machine(Protocol):
+    """What the range checks read of a machine (hotmem.state.MachineState
+    has it; this module stays below it, so no import)."""
+
+    block_size: int
+    max_phys: int
+    nr_blocks: int
 
 # a message quotes at most this many characters of a value
 SHORT = 40
