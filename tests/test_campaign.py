@@ -1,5 +1,5 @@
 """A random campaign through the Python API: the compiled core against the
-pure-Python reference on every arch, era, design, memmap mode, online policy
+pure-Python reference on every arch, era (5.13 .. 7.3), design, memmap mode, online policy
 and 1-3 nodes.
 
 Each sequence builds one machine on each backend (backend="fast" and
@@ -40,7 +40,8 @@ from hotmem.machine import Machine
 sys.path.insert(0, os.path.dirname(__file__))
 from conftest import snapshots_equal  # noqa: E402
 
-MAINLINE_KERNELS = ("5.13", "5.15", "6.1", "6.3", "6.6", "6.7", "6.8", "6.10", "6.11", "6.12")
+MAINLINE_KERNELS = ("5.13", "5.15", "6.1", "6.3", "6.6", "6.7", "6.8", "6.10", "6.11", "6.12",
+                    "6.16", "6.17", "6.19", "7.3")
 ONLINE_TYPES = ("online", "online_kernel", "online_movable", "offline", "bogus")
 SLOTS = 4
 
@@ -58,12 +59,15 @@ class Stats:
 
 def machine_config(rnd: random.Random) -> dict:
     """A random machine small enough for the reference backend."""
-    design = "rfc2018" if rnd.random() < 0.2 else "mainline"
+    r = rnd.random()
+    design = "rfc2018" if r < 0.2 else "none" if r < 0.3 else "mainline"
     name = rnd.choice(sorted(ARCHES))
     a = ARCHES[name]
     kernel = "4.20" if design == "rfc2018" else rnd.choice(MAINLINE_KERNELS)
     modes = ["n", "y"] + (["force"] if design == "mainline" and Kernel.parse(kernel).has_force_mode
                           else [])
+    if design == "none":
+        modes = ["n"]
     # the smallest block the arch allows (a section) keeps the reference fast;
     # the arch's own block size too, where it is not much larger
     blocks = {a.section_size, max(a.section_size, 128 * MiB)}
@@ -248,11 +252,11 @@ def test_campaign():
 
 
 def test_campaign_configs_span_the_matrix():
-    """The generator reaches every arch, both designs, every mode and policy."""
+    """The generator reaches every arch, every design, every mode and policy."""
     rnd = random.Random(1)
     cfgs = [machine_config(rnd) for _ in range(400)]
     assert {c["arch"] for c in cfgs} == set(ARCHES)
-    assert {c["design"] for c in cfgs} == {"mainline", "rfc2018"}
+    assert {c["design"] for c in cfgs} == {"mainline", "none", "rfc2018"}
     assert {c["memmap_on_memory"] for c in cfgs} == {"n", "y", "force"}
     assert {c["online_policy"] for c in cfgs} == {"contig-zones", "auto-movable"}
     assert {c["nr_nodes"] for c in cfgs} == {1, 2, 3}
@@ -284,8 +288,8 @@ if __name__ == "__main__":
     args = p.parse_args()
     st = campaign(args.sequences, args.seed, progress=100)
     print(figures(st))
-    for d in st.divergences[:20]:
-        print("divergence: seed %d op %d %s: %s" % d)
-    for c in st.crashes[:20]:
-        print("crash: seed %d op %d %s: %s" % c)
+    for seed, op, what, detail in st.divergences[:20]:
+        print(f"divergence: seed {seed} op {op} {what}: {detail}")
+    for seed, op, what, detail in st.crashes[:20]:
+        print(f"crash: seed {seed} op {op} {what}: {detail}")
     sys.exit(1 if st.divergences or st.crashes else 0)

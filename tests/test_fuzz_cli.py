@@ -139,8 +139,8 @@ def valid_step(d, nodes: int) -> dict:
         if d.int(0, 3) == 0:
             s["node"] = d.int(0, nodes - 1)
     elif op in ("online", "offline"):
-        s["blocks"] = d.choice(("offline", "online", [d.int(0, 63)], f"{d.int(0, 40)}-{d.int(40, 63)}",
-                                d.int(0, 63)))
+        s["blocks"] = d.choice(("offline", "online", [d.int(0, 63)],
+                                f"{d.int(0, 40)}-{d.int(40, 63)}", d.int(0, 63)))
         if op == "online" and d.int(0, 1):
             s["type"] = d.choice(("online", "online_kernel", "online_movable"))
     elif op == "remove":
@@ -281,9 +281,11 @@ def malformed(d) -> tuple[str, bytes]:
         steps.insert(d.int(0, len(steps)), {"op": d.choice((["add"], {"x": 1}, 7, "", "Add"))})
         return kind, emit(m, steps).encode()
     if kind == "blocks":
-        steps.insert(d.int(0, len(steps)), {"op": d.choice(("online", "offline")), "blocks": d.choice((
-            "0-9223372036854775807", "0-" + big(d), [-1], "-1-5", "1e3-2e3", [1, "2"], "32-",
-            "\u0663\u0662-\u0663\u0669", big(d, "1", 21, 5000) + "-1"))})
+        steps.insert(d.int(0, len(steps)), {
+            "op": d.choice(("online", "offline")),
+            "blocks": d.choice(("0-9223372036854775807", "0-" + big(d), [-1], "-1-5", "1e3-2e3",
+                                [1, "2"], "32-", "\u0663\u0662-\u0663\u0669",
+                                big(d, "1", 21, 5000) + "-1"))})
         return kind, emit(m, steps).encode()
     if kind == "seed":
         steps.insert(d.int(0, len(steps)), {"op": d.choice(("alloc", "free")), "pages": 10,
@@ -434,7 +436,8 @@ def run_one(ws: Path, content: bytes, kind: str, mode: str, tally: Tally, label:
                 or len(e.rstrip("\n")) >= 300 or "Traceback" in e:
             tally.wrong.append(f"{where}: exit {rc}, stderr {e[:200]!r}, stdout {o[:80]!r}")
         if after != before:
-            tally.wrong.append(f"{where}: a refused file wrote {sorted(set(after) ^ set(before))[:3]}")
+            tally.wrong.append(f"{where}: a refused file wrote "
+                               f"{sorted(set(after) ^ set(before))[:3]}")
     if export.exists():
         import shutil
         shutil.rmtree(export)

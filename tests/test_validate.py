@@ -8,9 +8,15 @@ from hotmem.kernel import Kernel
 from hotmem.machine import Machine
 from hotmem.scenario import load_scenario, loads_scenario, run_scenario
 from hotmem.units import parse_size
-from hotmem.validate import (check_block_ids, check_count, check_node, check_remove_range,
-                             check_seed, clip, short)
-
+from hotmem.validate import (
+    check_block_ids,
+    check_count,
+    check_node,
+    check_remove_range,
+    check_seed,
+    clip,
+    short,
+)
 
 # ---------------------------------------------------------------- sizes
 
@@ -170,8 +176,10 @@ BAD = [
     ('[machine]\narch = "' + "a" * 3_000_000 + '"\n',
      "<s>: [machine] arch: unknown arch '" + "a" * 40 + "'... (3000000 characters); known:"),
     ('[machine]\nboot_memory = "\u0661G"\n', "<s>: [machine] boot_memory: '\u0661G' is not a size"),
-    ('[machine]\nmemmap_on_memory = 2\n', "<s>: [machine] memmap_on_memory: 2 is not n, y or force"),
-    ('[machine]\ndesign = "rfc"\n', "<s>: [machine] design: 'rfc' is not one of none, mainline, rfc2018 (or module:attribute)"),
+    ('[machine]\nmemmap_on_memory = 2\n',
+     "<s>: [machine] memmap_on_memory: 2 is not n, y or force"),
+    ('[machine]\ndesign = "rfc"\n',
+     "<s>: [machine] design: 'rfc' is not one of none, mainline, rfc2018 (or module:attribute)"),
     ("a = " + "[" * 5000 + "]" * 5000 + "\n",
      "<s>: not valid TOML: arrays or tables nested too deeply"),
     ("a = 1" + "0" * 5000 + "\n", "<s>: not valid TOML: a number of thousands of digits"),

@@ -18,13 +18,21 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .errors import ConfigError
 from .machine import Machine
 from .report import format_summary, machine_report, step_line
-from .scenario import Scenario, default_scenario_text, load_scenario, loads_scenario, run_scenario
-from .validate import clip, short
+from .scenario import (
+    Scenario,
+    StepResult,
+    default_scenario_text,
+    load_scenario,
+    loads_scenario,
+    run_scenario,
+)
+from .validate import clip
 
 # an error message is one line of fewer than this many characters
 MAX_MESSAGE = 300
@@ -55,7 +63,8 @@ class Progress:
             self.bar.close()
 
 
-def _run_one(sc: Scenario, args, label: str, **overrides):
+def _run_one(sc: Scenario, args: argparse.Namespace, label: str,
+             **overrides: object) -> tuple[Machine, list[StepResult]]:
     prog = Progress(len(sc.steps), label)
     writer = None
     if getattr(args, "export", None):
@@ -64,14 +73,15 @@ def _run_one(sc: Scenario, args, label: str, **overrides):
         # before anything runs; written whole and renamed into place at the end
         writer = DirWriter(args.export, force=args.force)
     try:
-        def on_step(m: Machine, res) -> None:
+        def on_step(m: Machine, res: StepResult) -> None:
             prog.update(res.step.index + 1)
             if writer is not None and args.export_each:
                 from .views.export import write_views
                 write_views(m, writer, f"{res.step.index:02d}-{res.step.op}/")
 
         try:
-            m, results = run_scenario(sc, on_step=on_step, **overrides)
+            # machine and on_step named: **overrides can then fill only [machine] keys
+            m, results = run_scenario(sc, machine=None, on_step=on_step, **overrides)
         finally:
             prog.close()
         if writer is not None:
@@ -89,11 +99,11 @@ def _run_one(sc: Scenario, args, label: str, **overrides):
     return m, results
 
 
-def _failed(results) -> bool:
+def _failed(results: Iterable[StepResult]) -> bool:
     return any(not r.ok and r.step.expect is None or not r.expected_ok for r in results)
 
 
-def cmd_run(args) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
     if args.scenario is None and args.from_snapshot is None:
         if args.export:
             raise ConfigError("--export needs a SCENARIO (the default job runs two machines)")
@@ -117,7 +127,7 @@ def cmd_run(args) -> int:
     return 1 if _failed(results) else 0
 
 
-def cmd_default(args) -> int:
+def cmd_default(args: argparse.Namespace) -> int:
     """The default job: the shipped scenario without and with memmap on memory."""
     sc = loads_scenario(default_scenario_text(), "hotmem/scenarios/default.toml")
     from .compare import compare, format_compare
@@ -135,7 +145,7 @@ def cmd_default(args) -> int:
     return 0
 
 
-def cmd_compare(args) -> int:
+def cmd_compare(args: argparse.Namespace) -> int:
     from . import designs as design_registry
     from .compare import compare, compare_report, format_compare
     designs = [d.strip() for d in args.designs.split(",") if d.strip()]
@@ -152,7 +162,7 @@ def cmd_compare(args) -> int:
         json.dump(compare_report(runs), sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        for name, (m, res) in runs.items():
+        for name, (_, res) in runs.items():
             print(f"=== {name}")
             for r in res:
                 print(step_line(r))
@@ -193,7 +203,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_arches(args) -> int:
+def cmd_arches(args: argparse.Namespace) -> int:
     from .archtable import arch_table, format_arch_table
     rows = arch_table(args.kernel)
     if args.json:
@@ -204,7 +214,7 @@ def cmd_arches(args) -> int:
     return 0
 
 
-def cmd_plot(args) -> int:
+def cmd_plot(args: argparse.Namespace) -> int:
     from .views.plot import plot_machine
     sc = load_scenario(args.scenario) if args.scenario else loads_scenario(
         default_scenario_text(), "hotmem/scenarios/default.toml")
@@ -212,18 +222,18 @@ def cmd_plot(args) -> int:
     if args.design:
         from .compare import design_overrides
         overrides = design_overrides(sc, args.design)
-    m, results = run_scenario(sc, **overrides)
+    m, results = run_scenario(sc, machine=None, on_step=None, **overrides)
     plot_machine(m, args.out)
     print(f"wrote {args.out}")
     return 1 if _failed(results) else 0
 
 
-def cmd_bench(args) -> int:
+def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import main as bench_main
     return bench_main(args.args)
 
 
-def cmd_fidelity(args) -> int:
+def cmd_fidelity(args: argparse.Namespace) -> int:
     from .fidelity import main as fidelity_main
     return fidelity_main(args.captures + (["--json"] if args.json else []))
 
@@ -290,8 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     if (getattr(args, "export_each", False) or getattr(args, "force", False)) and not args.export:
         print("hotmem: error: --export-each and --force need --export DIR", file=sys.stderr)
         return 2
+    func: Callable[[argparse.Namespace], int] = args.func   # set_defaults(func=cmd_...)
     try:
-        return args.func(args)
+        return func(args)
     except ConfigError as err:
         # one line, bounded: values are shortened where the error is made,
         # this is the last guard

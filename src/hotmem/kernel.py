@@ -33,7 +33,7 @@ class Kernel:
     minor: int
 
     @classmethod
-    def parse(cls, value) -> "Kernel":
+    def parse(cls, value: object) -> Kernel:
         if isinstance(value, Kernel):
             return value
         if not isinstance(value, str):

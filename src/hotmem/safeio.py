@@ -25,8 +25,10 @@ import errno
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from types import TracebackType
+from typing import BinaryIO
 
 from .errors import ConfigError
 from .validate import clip
@@ -40,7 +42,7 @@ class SafeIOError(ConfigError):
     """A target hotmem will not write, or a write that failed."""
 
 
-def _name(path) -> str:
+def _name(path: str | Path) -> str:
     return clip(str(path), 120)
 
 
@@ -169,14 +171,15 @@ class DirWriter:
         self.kept: str | None = None       # the aside folder left with foreign files
         self.written: list[str] = []
         self._made: list[Path] = []      # folders above the target made for it
-        self._pfd, self._name = _open_parent(self.path, self._made)
+        pfd, self._name = _open_parent(self.path, self._made)
+        self._pfd: int | None = pfd       # None once closed (commit, abort)
         self._tmp: str | None = None
         self._tfd: int | None = None
         try:
             self.check()
-            self._tmp = _fresh_name(self._pfd, self._name, "tmp")
-            os.mkdir(self._tmp, 0o755, dir_fd=self._pfd)
-            self._tfd = os.open(self._tmp, _O_DIR, dir_fd=self._pfd)
+            self._tmp = _fresh_name(pfd, self._name, "tmp")
+            os.mkdir(self._tmp, 0o755, dir_fd=pfd)
+            self._tfd = os.open(self._tmp, _O_DIR, dir_fd=pfd)
         except BaseException:
             self._cleanup()
             raise
@@ -186,22 +189,29 @@ class DirWriter:
     def check(self) -> None:
         """Refuse a target that is a symlink, not a folder, or a non-empty
         folder without ``force``."""
-        st = _lstat(self._name, self._pfd)
+        st = _lstat(self._name, self._parent_fd())
         if st is None:
             return
         if stat.S_ISLNK(st.st_mode):
             raise SafeIOError(f"{_name(self.path)}: is a symlink; not followed")
         if not stat.S_ISDIR(st.st_mode):
             raise SafeIOError(f"{_name(self.path)}: a file is in the way (it must be a folder)")
-        if not self.force and not _is_empty_dir(self._name, self._pfd):
+        if not self.force and not _is_empty_dir(self._name, self._parent_fd()):
             raise SafeIOError(f"{_name(self.path)}: exists and is not empty (--force "
                               "replaces it)")
+
+    def _parent_fd(self) -> int:
+        if self._pfd is None:
+            raise SafeIOError(f"{_name(self.path)}: already committed or aborted")
+        return self._pfd
 
     # ---- writing inside the temporary folder
 
     def _dir_fd(self, parts: tuple[str, ...]) -> int:
         """A descriptor of the folder ``parts`` inside the temporary folder,
         made if missing; never through a symlink."""
+        if self._tfd is None:
+            raise SafeIOError(f"{_name(self.path)}: already committed or aborted")
         fd = os.dup(self._tfd)
         for part in parts:
             try:
@@ -255,30 +265,31 @@ class DirWriter:
         if self._tmp is None:
             raise SafeIOError(f"{_name(self.path)}: already committed")
         self.write_text(MANIFEST, "".join(f"{p}\n" for p in self.written + [MANIFEST]))
-        os.close(self._tfd)
-        self._tfd = None
+        pfd = self._parent_fd()
+        if self._tfd is not None:
+            os.close(self._tfd)
+            self._tfd = None
         try:
             self.check()
-            st = _lstat(self._name, self._pfd)
+            st = _lstat(self._name, pfd)
             aside = None
-            if st is not None and not _is_empty_dir(self._name, self._pfd):
-                aside = _fresh_name(self._pfd, self._name, "old")
-                os.rename(self._name, aside, src_dir_fd=self._pfd, dst_dir_fd=self._pfd)
+            if st is not None and not _is_empty_dir(self._name, pfd):
+                aside = _fresh_name(pfd, self._name, "old")
+                os.rename(self._name, aside, src_dir_fd=pfd, dst_dir_fd=pfd)
             # rename() replaces an empty folder and fails on anything else
             try:
-                os.rename(self._tmp, self._name, src_dir_fd=self._pfd, dst_dir_fd=self._pfd)
+                os.rename(self._tmp, self._name, src_dir_fd=pfd, dst_dir_fd=pfd)
             except OSError:
                 if aside is not None:     # something took the name meanwhile: put it back
                     try:
-                        os.rename(aside, self._name, src_dir_fd=self._pfd,
-                                  dst_dir_fd=self._pfd)
+                        os.rename(aside, self._name, src_dir_fd=pfd, dst_dir_fd=pfd)
                     except OSError:
                         self.kept = aside
                 raise
             self._tmp = None
             self._made = []
             if aside is not None:
-                self.kept = aside if _delete_own(aside, self._pfd) else None
+                self.kept = aside if _delete_own(aside, pfd) else None
         except OSError as err:
             raise SafeIOError(f"{_name(self.path)}: cannot put in place: {err.strerror}") from None
         finally:
@@ -295,9 +306,10 @@ class DirWriter:
         if self._tfd is not None:
             os.close(self._tfd)
             self._tfd = None
-        if self._tmp is not None:
+        if self._tmp is not None and self._pfd is not None:
+            # never without its folder's descriptor: that would be cwd-relative
             _rmtree_own(self._tmp, self._pfd)
-            self._tmp = None
+        self._tmp = None
         if self._pfd is not None:
             os.close(self._pfd)
             self._pfd = None
@@ -308,10 +320,11 @@ class DirWriter:
                 break
         self._made = []
 
-    def __enter__(self) -> "DirWriter":
+    def __enter__(self) -> DirWriter:
         return self
 
-    def __exit__(self, kind, value, tb) -> None:
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if kind is None:
             self.commit()
         else:
@@ -330,7 +343,7 @@ def _delete_own(aside: str, pfd: int) -> bool:
                 listed = fh.read(64 << 20).decode("utf-8", "replace").splitlines()
         except OSError:
             listed = []
-        dirs = set()
+        dirs: set[tuple[str, ...]] = set()
         for rel in listed:
             parts = tuple(p for p in rel.split("/") if p)
             if not parts or any(p in (".", "..") for p in parts):
@@ -347,7 +360,7 @@ def _delete_own(aside: str, pfd: int) -> bool:
     return not empty
 
 
-def _at(fd: int, parts: tuple[str, ...], fn) -> None:
+def _at(fd: int, parts: tuple[str, ...], fn: Callable[[int, str], None]) -> None:
     """fn(folder descriptor, last part), the folder reached from fd without
     following a symlink; nothing if it cannot be reached."""
     dfd = os.dup(fd)

@@ -22,25 +22,37 @@ import errno as _errno
 import os
 import stat
 import tomllib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .arch import ALIASES, ARCHES
-from .errors import ConfigError, HotplugError
 from .constants import MEM_OFFLINE, MEM_ONLINE, MEMMAP_MODES, ONLINE_TYPES
 from .designs import NAMES as DESIGN_NAMES
 from .drivers import make_device
+from .errors import ConfigError, HotplugError
 from .kernel import Kernel
 from .machine import Machine
 from .snapshot import machine_from_file
 from .units import parse_addr, parse_size
-from .validate import (MAX_COUNT, U64, check_block_ids, check_int, check_remove_range, clip,
-                       is_int, short)
+from .validate import (
+    MAX_COUNT,
+    U64,
+    check_block_ids,
+    check_int,
+    check_remove_range,
+    clip,
+    is_int,
+    short,
+)
 
-MACHINE_KEYS = {
-    "arch": str, "kernel": (str, int), "boot_memory": (str, int), "memmap_on_memory": (str, bool, int),
+# the TOML types each [machine] key takes
+_Kinds = type | tuple[type, ...]
+MACHINE_KEYS: dict[str, _Kinds] = {
+    "arch": str, "kernel": (str, int), "boot_memory": (str, int),
+    "memmap_on_memory": (str, bool, int),
     "online_policy": str, "auto_movable_ratio": int, "auto_online_blocks": str,
     "on_error": str, "design": str, "block_size": (str, int), "nodes": int,
     "movable_node": bool, "hypervisor": bool, "max_memory": (str, int), "thp": bool,
@@ -92,7 +104,7 @@ class Scenario:
     source: str = "<scenario>"
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def build_machine(self, **overrides) -> Machine:
+    def build_machine(self, **overrides: object) -> Machine:
         """The scenario's machine; an error names the [machine] key it is about."""
         kw = dict(self.machine)
         kw.update(overrides)
@@ -156,26 +168,28 @@ def _fail(src: str, where: str, msg: str) -> ConfigError:
     return ConfigError(f"{src}: {where}: {msg}")
 
 
-def _check_machine_key(key: str, value) -> None:
+def _check_machine_key(key: str, value: object) -> None:
     """One [machine] value, alone; combinations are Machine()'s to check."""
     kinds = MACHINE_KEYS[key]
     if isinstance(value, bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,)):
         raise ConfigError(f"{short(value)} is not a {_kind_name(kinds)}")
     if not isinstance(value, kinds):
         raise ConfigError(f"{short(value)} is not a {_kind_name(kinds)}")
-    if key == "arch" and ALIASES.get(value, value) not in ARCHES:
+    # value is of one of kinds from here on
+    if key == "arch" and isinstance(value, str) and ALIASES.get(value, value) not in ARCHES:
         raise ConfigError(f"unknown arch {short(value)}; known: {', '.join(sorted(ARCHES))}")
     if key == "kernel":
         Kernel.parse(value)
     if key in ("boot_memory", "block_size", "max_memory"):
         parse_size(value, key)
     if key == "memmap_on_memory":
+        mode: str | None = None
         if isinstance(value, bool):
             mode = "y" if value else "n"
         elif isinstance(value, int):
             mode = {0: "n", 1: "y"}.get(value)
-        else:
-            mode = value.lower() if len(value) <= 8 else None
+        elif isinstance(value, str) and len(value) <= 8:
+            mode = value.lower()
         if mode not in MEMMAP_MODES + ("0", "1", "false", "true", "no", "yes"):
             raise ConfigError(f"{short(value)} is not n, y or force")
     if key == "online_policy" and value not in ("contig-zones", "auto-movable"):
@@ -193,7 +207,7 @@ def _check_machine_key(key: str, value) -> None:
         check_int(value, key, 1, MAX_NODES)
 
 
-def _did_you_mean(key: str, known) -> str:
+def _did_you_mean(key: str, known: Iterable[str]) -> str:
     """A hint for a misspelt key, or the list of keys: short either way."""
     import difflib
     close = difflib.get_close_matches(key[:64], sorted(known), n=1)
@@ -202,10 +216,9 @@ def _did_you_mean(key: str, known) -> str:
     return "; known: " + clip(", ".join(sorted(known)), 160)
 
 
-def _kind_name(kinds) -> str:
+def _kind_name(kinds: _Kinds) -> str:
     names = {str: "string", int: "whole number", bool: "boolean"}
-    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
-    return " or ".join(names[k] for k in kinds)
+    return " or ".join(names[k] for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
 
 
 def _strip_key(key: str, msg: str) -> str:
@@ -213,7 +226,7 @@ def _strip_key(key: str, msg: str) -> str:
     return msg[len(key) + 2:] if msg.startswith(key + ": ") else msg
 
 
-def parse_scenario(data: dict, source: str = "<scenario>",
+def parse_scenario(data: dict[str, Any], source: str = "<scenario>",
                    allow_empty: bool = False) -> Scenario:
     """Validate a parsed TOML document (empty only with ``allow_empty``: the
     steps run on a machine that comes from elsewhere, a snapshot)."""
@@ -232,7 +245,8 @@ def parse_scenario(data: dict, source: str = "<scenario>",
         raise _fail(source, "[machine]", "must be a table")
     for key, value in machine.items():
         if key not in MACHINE_KEYS:
-            raise _fail(source, "[machine]", f"unknown key {short(key)}{_did_you_mean(key, MACHINE_KEYS)}")
+            raise _fail(source, "[machine]",
+                        f"unknown key {short(key)}{_did_you_mean(key, MACHINE_KEYS)}")
         try:
             _check_machine_key(key, value)
         except ConfigError as err:
@@ -284,8 +298,9 @@ def _parse_devices(source: str, raw: object) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _check_step(src: str, where: str, op: str, args: dict, common: dict, nodes: int) -> None:
-    key = None
+def _check_step(src: str, where: str, op: str, args: dict[str, Any], common: dict[str, Any],
+                nodes: int) -> None:
+    key: str | None = None
     try:
         for key, value in common.items():
             if not isinstance(value, str):
@@ -364,7 +379,7 @@ def _check_step(src: str, where: str, op: str, args: dict, common: dict, nodes: 
                     _strip_key(key, msg) if key else msg) from None
 
 
-def _block_selector(sel) -> Callable[[Machine], list[int]]:
+def _block_selector(sel: object) -> Callable[[Machine], list[int]]:
     """What ``blocks`` selects, as a function of the machine; ids a machine
     can never have (beyond its address space) are refused before a list of
     them is built."""
@@ -504,7 +519,7 @@ def run_step(m: Machine, step: Step, on_error: str = "stop",
 
 def run_scenario(sc: Scenario, machine: Machine | None = None,
                  on_step: Callable[[Machine, StepResult], None] | None = None,
-                 **overrides) -> tuple[Machine, list[StepResult]]:
+                 **overrides: object) -> tuple[Machine, list[StepResult]]:
     """Build the machine and run every step; stops at the first failed step
     when on_error = "stop".  ``on_step`` sees the machine after each step."""
     m = machine if machine is not None else sc.build_machine(**overrides)

@@ -80,10 +80,10 @@ from .constants import (
 )
 from .errors import ConfigError
 from .kernel import Kernel
-from .safeio import write_file
 from .machine import Machine
 from .memblock import zone_splitter
 from .memremap import VmemAltmap
+from .safeio import write_file
 from .sparse import memmap_units, populate_altmap, vmemmap_pages_per_block
 from .state import MachineState, MemoryGroup
 

@@ -7,12 +7,13 @@ from .validate import U64, is_int, short
 _SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
 # ASCII digits only (int() would take Arabic-Indic or fullwidth digits), and
 # few enough of them that int() never meets Python's digit limit
-_SIZE_RE = re.compile(r"(?:0[xX]([0-9a-fA-F]{1,16})|([0-9]{1,20})[ \t]*([KMGTPkmgtp]?)(?:[iI]?[Bb])?)")
+_SIZE_RE = re.compile(r"(?:0[xX]([0-9a-fA-F]{1,16})"
+                      r"|([0-9]{1,20})[ \t]*([KMGTPkmgtp]?)(?:[iI]?[Bb])?)")
 # the longest size string worth reading: "18446744073709551615 PiB" and spaces
 MAX_SIZE_CHARS = 40
 
 
-def parse_size(value, what: str = "size") -> int:
+def parse_size(value: object, what: str = "size") -> int:
     """Bytes from an int or a string such as ``"4G"``, ``"128MiB"``, ``"0x8000000"``;
     below 2**64."""
     if is_int(value):
@@ -36,7 +37,7 @@ def parse_size(value, what: str = "size") -> int:
     return n
 
 
-def parse_addr(value, what: str = "address") -> int:
+def parse_addr(value: object, what: str = "address") -> int:
     """A physical address: an int, ``"0x..."`` or a size-like string."""
     return parse_size(value, what)
 

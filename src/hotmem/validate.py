@@ -9,12 +9,11 @@ nothing.
 from __future__ import annotations
 
 import reprlib
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 import numpy as np
 
 from .errors import ConfigError, HotplugError
-
 
 
 class Machine(Protocol):
@@ -39,14 +38,14 @@ class _Short(reprlib.Repr):
         self.maxlevel, self.maxstring, self.maxother = 2, limit, limit
         self.maxlist = self.maxtuple = self.maxdict = self.maxset = 4
 
-    def repr_int(self, x, level):
+    def repr_int(self, x: int, level: int) -> str:
         # repr() of an int of more than 4300 digits raises ValueError
         if x.bit_length() > 128:
             return f"<{x.bit_length()}-bit number>"
         return repr(x)
 
 
-def short(value, limit: int = SHORT) -> str:
+def short(value: object, limit: int = SHORT) -> str:
     """repr() of value, at most about ``limit`` characters, on one line."""
     if isinstance(value, bool) or value is None:
         return repr(value)
@@ -67,12 +66,12 @@ def clip(text: str, limit: int = 120) -> str:
     return out if len(out) <= limit else out[:limit - 3] + "..."
 
 
-def is_int(value) -> bool:
+def is_int(value: object) -> TypeGuard[int | np.integer]:
     """A whole number: int or numpy integer, not bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def check_int(value, what: str, lo: int = 0, hi: int = U64 - 1) -> int:
+def check_int(value: object, what: str, lo: int = 0, hi: int = U64 - 1) -> int:
     """value as an int in [lo, hi], or ConfigError naming ``what``."""
     if not is_int(value):
         raise ConfigError(f"{what}: {short(value)} is not a whole number")
@@ -82,23 +81,23 @@ def check_int(value, what: str, lo: int = 0, hi: int = U64 - 1) -> int:
     return v
 
 
-def check_seed(seed, what: str = "seed") -> int:
+def check_seed(seed: object, what: str = "seed") -> int:
     """A random seed: a whole number from 0 to 2**64 - 1 (numpy's
     default_rng refuses negative seeds with a ValueError of its own)."""
     return check_int(seed, what, 0, U64 - 1)
 
 
-def check_count(pages, what: str = "pages") -> int:
+def check_count(pages: object, what: str = "pages") -> int:
     """A page count: a whole number from 1 to 2**40."""
     return check_int(pages, what, 1, MAX_COUNT)
 
 
-def check_node(nid, nr_nodes: int, what: str = "node") -> int:
+def check_node(nid: object, nr_nodes: int, what: str = "node") -> int:
     """A node id the machine has."""
     return check_int(nid, what, 0, nr_nodes - 1)
 
 
-def check_remove_range(m: "Machine", start: int, size: int) -> None:
+def check_remove_range(m: Machine, start: int, size: int) -> None:
     """try_remove_memory() of [start, start + size) reaching beyond the
     machine's physical address space: no memory was ever added there, so
     EINVAL, decided before an array over the range's blocks is built (a
@@ -110,7 +109,7 @@ def check_remove_range(m: "Machine", start: int, size: int) -> None:
         raise HotplugError("EINVAL", f"no memory was added at memory{blk}", block=blk)
 
 
-def check_block_ids(m: "Machine", lo: int, hi: int, what: str = "blocks") -> None:
+def check_block_ids(m: Machine, lo: int, hi: int, what: str = "blocks") -> None:
     """Block ids lo..hi (inclusive) exist in the machine's address space:
     checked before a list of them is built."""
     last = m.nr_blocks - 1

@@ -1,7 +1,13 @@
 """/sys/devices/system/memory as drivers/base/memory.c shows it."""
 from __future__ import annotations
 
-from ..constants import MEM_ONLINE, MMOP_ONLINE, MMOP_ONLINE_KERNEL, MMOP_ONLINE_MOVABLE, STATE_NAMES
+from ..constants import (
+    MEM_ONLINE,
+    MMOP_ONLINE,
+    MMOP_ONLINE_KERNEL,
+    MMOP_ONLINE_MOVABLE,
+    STATE_NAMES,
+)
 from ..memory_hotplug import zone_for_pfn_range
 from ..state import MachineState
 
