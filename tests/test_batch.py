@@ -9,9 +9,11 @@ from conftest import snapshots_equal
 DIMM = 0x100000000
 
 
-def run(kernel, seq, batch, backend="fast", boot="2G", prepare=None):
+def run(kernel, seq, batch, backend="fast", boot="2G", prepare=None, fast_paths=True):
     m = Machine(arch="x86_64", kernel=kernel, boot_memory=boot, memmap_on_memory="y",
                 backend=backend, max_memory="16G")
+    # False: every one-block online / offline goes through the design's steps
+    m.fast_paths = fast_paths and m.fast_paths
     m.add(DIMM, "2G")
     if prepare:
         prepare(m)
@@ -52,12 +54,14 @@ SEQUENCES = {
 @pytest.mark.parametrize("kernel", ["6.12", "6.1"])
 @pytest.mark.parametrize("name", list(SEQUENCES))
 def test_batch_equals_one_by_one(kernel, name):
-    a, ra = run(kernel, SEQUENCES[name], batch=False)
-    b, rb = run(kernel, SEQUENCES[name], batch=True)
-    assert ra == rb
-    assert snapshots_equal(a.snapshot(), b.snapshot()) == []
-    for za, zb in zip(a.zones, b.zones):
-        assert za.span_state() == zb.span_state()
+    a, ra = run(kernel, SEQUENCES[name], batch=False, fast_paths=False)
+    for b, rb in (run(kernel, SEQUENCES[name], batch=True),
+                  run(kernel, SEQUENCES[name], batch=False)):
+        assert ra == rb
+        assert snapshots_equal(a.snapshot(), b.snapshot()) == []
+        for za, zb in zip(a.zones, b.zones):
+            assert za.span_state() == zb.span_state()
+        assert a.min_free_kbytes == b.min_free_kbytes
 
 
 def test_batch_with_allocations_falls_back_per_block():
@@ -78,3 +82,23 @@ def test_batch_on_reference_backend():
     b, rb = run("6.12", seq, batch=True, backend="reference", boot="256M")
     assert ra == rb
     assert snapshots_equal(a.snapshot(), b.snapshot()) == []
+
+
+class _NoMemo(dict):
+    """A watermark memo that remembers nothing: every init_per_zone_wmark_min()
+    computes min_free_kbytes from scratch, as the kernel does."""
+
+    def __setitem__(self, key, value):
+        pass
+
+
+@pytest.mark.parametrize("kernel", ["6.12", "6.1"])
+@pytest.mark.parametrize("name", list(SEQUENCES))
+def test_memoised_watermarks_equal_computed(kernel, name):
+    def prepare(m):
+        m.wmark_memo = _NoMemo()
+    a, ra = run(kernel, SEQUENCES[name], batch=False, fast_paths=False, prepare=prepare)
+    b, rb = run(kernel, SEQUENCES[name], batch=False)
+    assert ra == rb and a.min_free_kbytes == b.min_free_kbytes
+    assert [z.span_state() for z in a.zones] == [z.span_state() for z in b.zones]
+    assert len(b.wmark_memo) > 0

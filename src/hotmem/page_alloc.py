@@ -102,18 +102,56 @@ def setup_per_zone_wmarks(zones: list[Zone], min_free_kbytes: int, page_shift: i
         z.wmark_promo = wmin + 3 * tmp
 
 
-def init_per_zone_wmark_min(m: MachineState) -> None:
-    """init_per_zone_wmark_min(), with khugepaged's recommendation when THP is on."""
+def _min_free_kbytes(m: MachineState, like_highmem: bool) -> int:
+    """min_free_kbytes as init_per_zone_wmark_min() leaves it (the zones'
+    watermarks are computed on the way, and rewritten by the caller)."""
     a = m.arch
+    mfk = m.min_free_kbytes
     if m.user_min_free_kbytes is None:
-        m.min_free_kbytes = calculate_min_free_kbytes(m.zones, a.page_size)
-    like_highmem = m.kernel.movable_wmark_like_highmem
-    setup_per_zone_wmarks(m.zones, m.min_free_kbytes, a.page_shift, like_highmem)
+        mfk = calculate_min_free_kbytes(m.zones, a.page_size)
     if m.thp:
+        setup_per_zone_wmarks(m.zones, mfk, a.page_shift, like_highmem)
         rec = recommended_min_free_kbytes(m.zones, a.pageblock_nr_pages, a.page_shift)
-        if rec > m.min_free_kbytes:
-            m.min_free_kbytes = rec
-        setup_per_zone_wmarks(m.zones, m.min_free_kbytes, a.page_shift, like_highmem)
+        if rec > mfk:
+            mfk = rec
+    return mfk
+
+
+_WMARK_MEMO_MAX = 1 << 12
+
+
+def init_per_zone_wmark_min(m: MachineState) -> None:
+    """init_per_zone_wmark_min(), with khugepaged's recommendation when THP is on.
+
+    The watermarks are a function of min_free_kbytes and each zone's managed
+    pages (__setup_per_zone_wmarks), so they are computed once from the final
+    min_free_kbytes.  That value depends only on the zones up to ZONE_NORMAL
+    (managed, present, and the high watermark the previous call left), on the
+    pages counted as lowmem, and on the settings: it is memoised on exactly
+    those, so onlining or offlining ZONE_MOVABLE memory where it does not
+    count as lowmem (6.12+) costs one pass over the zones."""
+    like_highmem = m.kernel.movable_wmark_like_highmem
+    zones = m.zones
+    key: list[int | bool | None] = [m.user_min_free_kbytes, m.min_free_kbytes, m.thp,
+                                    like_highmem]
+    lowmem = 0
+    for z in zones:
+        zt = z.ztype
+        if zt <= ZONE_NORMAL:
+            key += (z.managed_pages, z.present_pages, z.wmark_high)
+        if zt != ZONE_DEVICE and (zt != ZONE_MOVABLE or not like_highmem):
+            lowmem += z.managed_pages
+    key.append(lowmem)
+    k = tuple(key)
+    memo: dict[tuple[int | bool | None, ...], int] = m.wmark_memo
+    mfk = memo.get(k)
+    if mfk is None:
+        mfk = _min_free_kbytes(m, like_highmem)
+        if len(memo) >= _WMARK_MEMO_MAX:
+            memo.clear()
+        memo[k] = mfk
+    m.min_free_kbytes = mfk
+    setup_per_zone_wmarks(zones, mfk, m.arch.page_shift, like_highmem)
 
 
 def lowmem_reserve(m: MachineState, zone: Zone) -> list[int]:

@@ -221,6 +221,10 @@ class MachineState:
         else:
             raise ConfigError(f"backend: {backend!r} is not 'fast' or 'reference'"[:200])
         self.backend: Backend = "fast" if backend == "fast" else "reference"
+        # one-block onlines and offlines as runs of one (memory_hotplug.online_run);
+        # the reference backend keeps the step-by-step path, which the tests
+        # compare against
+        self.fast_paths = self.backend == "fast"
 
         self.zones = [Zone(nid, zt, zt in a.zones) for nid in range(nr_nodes)
                       for zt in range(MAX_NR_ZONES)]
@@ -242,6 +246,8 @@ class MachineState:
         self.devices: dict[str, DeviceHooks] = {}
         self.next_gid = 0
         self.min_free_kbytes = 0
+        # init_per_zone_wmark_min()'s min_free_kbytes by what it depends on (page_alloc)
+        self.wmark_memo: dict[tuple[int | bool | None, ...], int] = {}
         self.boot_reserved: list[tuple[int, int, str]] = []
         self.max_pfn_seen = 0
 
