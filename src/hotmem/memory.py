@@ -7,8 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from .errors import HotplugError
+import numpy as np
+
+from .constants import IntArray
 from .memory_hotplug import (check_block, check_online_type, offline_block, offline_run,
-                             online_block, online_run, run_batchable, run_zone)
+                             online_block, online_run, run_breaks, run_zone)
 from .state import MachineState
 
 BlockResult = tuple[int, HotplugError | None]
@@ -25,38 +28,54 @@ def block_list(ids: Iterable[int]) -> str:
     return ",".join(f"memory{a}" if a == b else f"memory{a}..memory{b}" for a, b in runs)
 
 
-def _runs(blocks: list[int]) -> list[tuple[int, int]]:
+def _runs(ids: IntArray) -> list[tuple[int, int]]:
     """(first, count) of each run of consecutive block ids, in the given order."""
-    out: list[tuple[int, int]] = []
-    for b in blocks:
-        if out and out[-1][0] + out[-1][1] == b:
-            out[-1] = (out[-1][0], out[-1][1] + 1)
-        else:
-            out.append((b, 1))
-    return out
+    if not len(ids):
+        return []
+    starts = np.flatnonzero(np.diff(ids) != 1) + 1
+    firsts = np.concatenate(([0], starts))
+    counts = np.diff(np.concatenate((firsts, [len(ids)])))
+    return list(zip(ids[firsts].tolist(), counts.tolist()))
 
 
-def _many(m: MachineState, blocks: Iterable[object], stop_on_error: bool,
-          batchable: Callable[[int, int], bool], do_batch: Callable[[int, int], bool],
+def _block_ids(m: MachineState, blocks: Iterable[object]) -> IntArray:
+    """check_block() of every block, in order (the first bad one raises)."""
+    arr = np.asarray(blocks if isinstance(blocks, (list, tuple, np.ndarray)) else list(blocks))
+    if arr.ndim == 1 and arr.dtype.kind in "iu" and len(arr):
+        ids = arr.astype(np.int64)
+        if ids.min() >= 0 and ids.max() < m.nr_blocks and m.blk_state[ids].all():
+            return ids
+    return np.array([check_block(m, b) for b in arr.tolist()], dtype=np.int64)
+
+
+def _many(m: MachineState, blocks: Iterable[object], stop_on_error: bool, online: bool,
+          do_batch: Callable[[int, int], bool],
           do_one: Callable[[int], object]) -> list[BlockResult]:
     """Walk the blocks in order.  From each block b the longest run of consecutive
-    ids that ``batchable(b, x)`` accepts goes to ``do_batch(b, n)``, which returns
-    False to decline; anything else goes to ``do_one(b)``."""
+    ids that may join b (memory_hotplug.run_breaks) goes to ``do_batch(b, n)``,
+    which returns False to decline; anything else goes to ``do_one(b)``."""
     out: list[BlockResult] = []
-    ids = [check_block(m, b) for b in blocks]
+    ids = _block_ids(m, blocks)
     for first, count in _runs(ids):
+        end = first + count
         b = first
-        while b < first + count:
+        runs: tuple[IntArray, IntArray] | None = None
+        while b < end:
             n = 0
             if m.design.batchable:
                 # a driver's online-page callback or notifiers see every block
-                while (b + n < first + count and m.device_of_block(b + n) is None
-                       and batchable(b, b + n)):
-                    n += 1
+                if runs is None:
+                    runs = run_breaks(m, b, end, online)
+                bad, breaks = runs
+                k = int(np.searchsorted(bad, b))
+                if k == len(bad) or bad[k] != b:
+                    k = int(np.searchsorted(breaks, b, side="right"))
+                    n = (int(breaks[k]) if k < len(breaks) else end) - b
             if n > 1 and do_batch(b, n):
                 out.extend((x, None) for x in range(b, b + n))
                 b += n
                 continue
+            runs = None  # the state the one-block path leaves is read again
             try:
                 do_one(b)
                 out.append((b, None))
@@ -82,7 +101,7 @@ def online_blocks(m: MachineState, blocks: Iterable[object], online_type: str = 
         online_run(m, b, n, zone)
         return True
 
-    return _many(m, blocks, stop_on_error, lambda b, x: run_batchable(m, b, x, True), do_batch,
+    return _many(m, blocks, stop_on_error, True, do_batch,
                  lambda b: online_block(m, b, online_type))
 
 
@@ -91,5 +110,5 @@ def offline_blocks(m: MachineState, blocks: Iterable[object],
     """Offline many blocks, in order, with the result of offlining them one by
     one; runs of consecutive online blocks of one zone whose pages are all free
     (but their memmap) are done in one pass."""
-    return _many(m, blocks, stop_on_error, lambda b, x: run_batchable(m, b, x, False),
+    return _many(m, blocks, stop_on_error, False,
                  lambda b, n: offline_run(m, b, n), lambda b: offline_block(m, b))

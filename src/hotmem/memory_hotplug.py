@@ -527,6 +527,29 @@ def run_batchable(m: MachineState, b: int, x: int, online: bool) -> bool:
                 and m.blk_zone[x] == m.blk_zone[b])
 
 
+def run_breaks(m: MachineState, b: int, end: int, online: bool) -> tuple[IntArray, IntArray]:
+    """run_batchable() over blocks [b, end) at once, as two sorted id arrays:
+    the blocks not in the state for the operation (or boot memory, or a
+    driver's), which join no run, and those that cannot join a run reaching
+    them from below (the former, and blocks whose node / zone or memmap layout
+    differs from block x - 1).  A run from block y reaches up to the next break."""
+    blk = slice(b, end)
+    dev_gids = [g.gid for g in m.groups.values() if g.device is not None]
+    ok = ~m.blk_early[blk]
+    if dev_gids:
+        ok &= ~np.isin(m.blk_group[blk], dev_gids)
+    vm = np.where(m.blk_altmap[blk], m.alt_free[blk], 0)
+    if online:
+        ok &= m.blk_state[blk] == MEM_OFFLINE
+        key = m.blk_nid[blk]
+    else:
+        key = m.blk_zone[blk]
+        ok &= (m.blk_state[blk] == MEM_ONLINE) & (key >= 0)
+    brk = ~ok
+    brk[1:] |= (key[1:] != key[:-1]) | (vm[1:] != vm[:-1])
+    return np.flatnonzero(~ok) + b, np.flatnonzero(brk) + b
+
+
 def online_run(m: MachineState, first: int, n: int, zone: Zone) -> None:
     """Online the run [first, first + n) into ``zone`` (from run_zone)."""
     ppb = m.pages_per_block

@@ -215,7 +215,10 @@ class MachineState:
         n_zids = nr_nodes * MAX_NR_ZONES
         self.pages: PageBackend
         if backend == "fast":
-            self.pages = _core.PageState(self.nr_pfns, a.pageblock_order, a.max_page_order, n_zids)
+            # one descriptor per memory section (see _core: uniform chunks)
+            self.pages = _core.PageState(self.nr_pfns, a.pageblock_order, a.max_page_order, n_zids,
+                                         max(a.section_size_bits - a.page_shift,
+                                             a.max_page_order, a.pageblock_order, 6))
         elif backend == "reference":
             self.pages = RefPageState(self.nr_pfns, a.pageblock_order, a.max_page_order, n_zids)
         else:
