@@ -102,3 +102,29 @@ def test_memoised_watermarks_equal_computed(kernel, name):
     assert ra == rb and a.min_free_kbytes == b.min_free_kbytes
     assert [z.span_state() for z in a.zones] == [z.span_state() for z in b.zones]
     assert len(b.wmark_memo) > 0
+
+
+def test_compiled_watermark_arithmetic():
+    """_core.setup_per_zone_wmarks against __setup_per_zone_wmarks() written
+    out in Python, on zones up to petabytes (products beyond 64 bits)."""
+    import random
+
+    from hotmem import _core
+    from hotmem.mmzone import Zone
+    rng = random.Random(5)
+    for like in (True, False):
+        for _ in range(200):
+            zones = [Zone(0, zt, True) for zt in range(5)]
+            for z in zones:
+                z.managed_pages = rng.choice([0, rng.randrange(1 << 20), rng.randrange(1 << 42)])
+            pages_min = rng.choice([32, rng.randrange(1 << 16), rng.randrange(1 << 38)])
+            _core.setup_per_zone_wmarks(zones, pages_min, like, 3, 4, 32, 10)
+            lowmem = sum(z.managed_pages for z in zones
+                         if z.ztype != 4 and (z.ztype != 3 or not like))
+            for z in zones:
+                tmp = pages_min * z.managed_pages // lowmem if lowmem else 0
+                wmin = min(max(z.managed_pages // 1024, 32), 128) if z.ztype == 3 and like \
+                    else tmp
+                tmp = max(tmp >> 2, z.managed_pages * 10 // 10000)
+                assert (z.wmark_min, z.wmark_low, z.wmark_high, z.wmark_promo) == \
+                    (wmin, wmin + tmp, wmin + 2 * tmp, wmin + 3 * tmp)

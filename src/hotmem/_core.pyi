@@ -3,10 +3,19 @@
 import numpy as np
 import numpy.typing as npt
 
+from .mmzone import Zone
+
 PLANES: dict[str, int]          # vmemmap, reserved, buddy, head, unmovable
 N_MIGRATE_TYPES: int            # MIGRATE_TYPES (6)
 ISOLATE: int                    # MIGRATE_ISOLATE (5)
 FREE_STRATEGIES: dict[str, int]  # ctz, get_order, get_order_aligned, page
+
+def setup_per_zone_wmarks(zones: list[Zone], pages_min: int, movable_like_highmem: bool,
+                          zone_movable: int, zone_device: int, swap_cluster_max: int,
+                          scale_factor: int) -> None: ...
+
+def wmark_inputs(zones: list[Zone], zone_normal: int, zone_movable: int, zone_device: int,
+                 movable_like_highmem: bool) -> tuple[int, ...]: ...
 
 class PageState:
     nr_pfns: int

@@ -93,6 +93,84 @@ cdef inline void _set_clipped(uint64_t* o, int64_t a, int64_t b, int64_t lo, int
         set_bits(o, a - base, b - base)
 
 
+# ---------------------------------------------------------------- watermarks
+
+cdef extern from *:
+    ctypedef long long i128 "__int128"
+
+
+def _wmarks_wide(z, pages_min, lowmem, bint highmem_like, swap_cluster_max, scale_factor):
+    managed = z.managed_pages
+    tmp = pages_min * managed // lowmem
+    wmin = min(max(managed // 1024, swap_cluster_max), 128) if highmem_like else tmp
+    tmp = max(tmp >> 2, managed * scale_factor // 10000)
+    z.wmark_min = wmin
+    z.wmark_low = wmin + tmp
+    z.wmark_high = wmin + 2 * tmp
+    z.wmark_promo = wmin + 3 * tmp
+
+
+def setup_per_zone_wmarks(list zones, int64_t pages_min, bint movable_like_highmem,
+                          int zone_movable, int zone_device, int64_t swap_cluster_max,
+                          int64_t scale_factor):
+    """The arithmetic of page_alloc.setup_per_zone_wmarks() over the zones (Zone
+    objects), exact for any managed count (128-bit products); the kernel's
+    constants come from the caller."""
+    cdef int64_t lowmem = 0, managed, tmp, wmin, t2
+    cdef int zt
+    for z in zones:
+        zt = z.ztype
+        if zt != zone_device and (zt != zone_movable or not movable_like_highmem):
+            lowmem += <int64_t>z.managed_pages
+    cdef i128 wide
+    for z in zones:
+        zt = z.ztype
+        managed = z.managed_pages
+        wide = (<i128>pages_min * managed) // lowmem if lowmem else 0
+        if wide > (<i128>1 << 60):
+            # beyond 64-bit sums: the same arithmetic on Python integers
+            _wmarks_wide(z, pages_min, lowmem, zt == zone_movable and movable_like_highmem,
+                         swap_cluster_max, scale_factor)
+            continue
+        tmp = <int64_t>wide
+        if zt == zone_movable and movable_like_highmem:
+            wmin = managed // 1024
+            if wmin < swap_cluster_max:
+                wmin = swap_cluster_max
+            if wmin > 128:
+                wmin = 128
+        else:
+            wmin = tmp
+        t2 = <int64_t>((<i128>managed * scale_factor) // 10000)
+        tmp = tmp >> 2
+        if t2 > tmp:
+            tmp = t2
+        z.wmark_min = wmin
+        z.wmark_low = wmin + tmp
+        z.wmark_high = wmin + 2 * tmp
+        z.wmark_promo = wmin + 3 * tmp
+
+
+def wmark_inputs(list zones, int zone_normal, int zone_movable, int zone_device,
+                 bint movable_like_highmem):
+    """What min_free_kbytes depends on in the zones (page_alloc.
+    init_per_zone_wmark_min): managed, present and high watermark of each zone
+    up to zone_normal, then the lowmem pages."""
+    cdef list out = []
+    cdef int64_t lowmem = 0
+    cdef int zt
+    for z in zones:
+        zt = z.ztype
+        if zt <= zone_normal:
+            out.append(z.managed_pages)
+            out.append(z.present_pages)
+            out.append(z.wmark_high)
+        if zt != zone_device and (zt != zone_movable or not movable_like_highmem):
+            lowmem += <int64_t>z.managed_pages
+    out.append(lowmem)
+    return tuple(out)
+
+
 # ---------------------------------------------------------------- page state
 
 cdef class PageState:

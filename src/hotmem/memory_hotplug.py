@@ -381,7 +381,7 @@ def online_block(m: MachineState, blk: int, online_type: str = "online") -> Zone
     mmop = check_online_type(online_type, blk)
     if m.blk_state[blk] != MEM_OFFLINE:
         raise HotplugError("EINVAL", f"memory{blk} is already online", block=blk)
-    if m.fast_paths and m.design.batchable and run_batchable(m, blk, blk, True):
+    if m.fast_paths and m.design.batchable and _alone_batchable(m, blk):
         zone_or_none = run_zone(m, blk, 1, mmop)
         if zone_or_none is not None:
             online_run(m, blk, 1, zone_or_none)
@@ -443,7 +443,7 @@ def run_zone(m: MachineState, first: int, n: int, online_type: int) -> Zone | No
     start = first * ppb
     nr = n * ppb
     nid = int(m.blk_nid[first])
-    if m.kernel.online_free_strategy == "get_order":
+    if m.online_free_strategy == FREE_STRATEGIES["get_order"]:
         return None  # 4.20's chunks need free_range()
     if online_type == MMOP_ONLINE_MOVABLE:
         return m.zone(nid, ZONE_MOVABLE)
@@ -503,7 +503,7 @@ def _group_present(m: MachineState, first: int, n: int, zone: Zone, pages: int) 
 
 
 def _section_flags(m: MachineState, start: int, end: int, online: bool) -> None:
-    pps = m.arch.pages_per_section
+    pps = m.pages_per_section
     s, e = start // pps, end // pps
     f = m.sec_flags
     if e == s + 1:
@@ -550,18 +550,33 @@ def run_breaks(m: MachineState, b: int, end: int, online: bool) -> tuple[IntArra
     return np.flatnonzero(~ok) + b, np.flatnonzero(brk) + b
 
 
+def _alone_batchable(m: MachineState, blk: int) -> bool:
+    """run_batchable(m, blk, blk, ...) but the state: not boot memory, not a driver's."""
+    if m.blk_early[blk]:
+        return False
+    gid = int(m.blk_group[blk])
+    if gid < 0:
+        return True
+    g = m.groups.get(gid)
+    return g is None or g.device is None
+
+
 def online_run(m: MachineState, first: int, n: int, zone: Zone) -> None:
     """Online the run [first, first + n) into ``zone`` (from run_zone)."""
     ppb = m.pages_per_block
     start = first * ppb
-    v = m.nr_vmemmap_pages(first)
+    v = int(m.alt_free[first]) if m.blk_altmap[first] else 0
     managed0, present0 = zone.managed_pages, zone.present_pages
-    strategy = FREE_STRATEGIES[m.kernel.online_free_strategy]
-    freed = m.pages.online_blocks(start, n, ppb, v, zone.zid, strategy)
+    freed = m.pages.online_blocks(start, n, ppb, v, zone.zid, m.online_free_strategy)
     zone.resize_range(start, n * ppb)
     _section_flags(m, start, start + n * ppb, True)
     _group_present(m, first, n, zone, ppb)
-    wmark_steps(m, zone, managed0, present0 - v, freed // n, ppb, n)
+    if n == 1:
+        zone.managed_pages = managed0 + freed
+        zone.present_pages = present0 - v + ppb
+        init_per_zone_wmark_min(m)
+    else:
+        wmark_steps(m, zone, managed0, present0 - v, freed // n, ppb, n)
     zone.present_pages = present0 + n * ppb
     if n == 1:
         m.blk_zone[first] = zone.zid
@@ -575,7 +590,7 @@ def offline_run(m: MachineState, first: int, n: int) -> bool:
     """Offline the run [first, first + n) of online blocks of one zone when all
     their pages but the memmap are free; False (nothing done) otherwise."""
     ppb = m.pages_per_block
-    v = m.nr_vmemmap_pages(first)
+    v = int(m.alt_free[first]) if m.blk_altmap[first] else 0
     start, end = first * ppb, (first + n) * ppb
     if m.pages.count(P_BUDDY, start, end) != n * (ppb - v):
         return False  # something is allocated: block by block
@@ -584,7 +599,12 @@ def offline_run(m: MachineState, first: int, n: int) -> bool:
     removed = m.pages.offline_blocks(start, n, ppb, v)
     _section_flags(m, start, end, False)
     _group_present(m, first, n, zone, -ppb)
-    wmark_steps(m, zone, managed0, present0, -(removed // n), -ppb, n)
+    if n == 1:
+        zone.managed_pages = managed0 - removed
+        zone.present_pages = present0 - ppb
+        init_per_zone_wmark_min(m)
+    else:
+        wmark_steps(m, zone, managed0, present0, -(removed // n), -ppb, n)
     # the span shrinks to the nearest memory still online in the zone,
     # as n shrink_zone_span() calls would leave it
     zs, ze = zone.zone_start_pfn, zone.zone_end_pfn
@@ -614,8 +634,8 @@ def _system_ram_pages(m: MachineState, blk: int, start: int, end: int) -> int:
 def offline_block(m: MachineState, blk: int) -> None:
     """memory_block_offline() through a write of ``offline`` to memoryN/state."""
     blk = check_block(m, blk)
-    if (m.fast_paths and m.design.batchable and run_batchable(m, blk, blk, False)
-            and offline_run(m, blk, 1)):
+    if (m.fast_paths and m.design.batchable and m.blk_state[blk] == MEM_ONLINE
+            and m.blk_zone[blk] >= 0 and _alone_batchable(m, blk) and offline_run(m, blk, 1)):
         return
     m.design.offline_block(m, blk)
     dev = m.device_of_block(blk)

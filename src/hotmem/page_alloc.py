@@ -21,6 +21,7 @@ from math import isqrt
 import numpy as np
 import numpy.typing as npt
 
+from . import _core
 from .constants import (ALLOC_KINDS, LOWMEM_RESERVE_RATIO, MAX_NR_ZONES, MIGRATE_ISOLATE,
                         MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, P_BUDDY,
                         P_OFFLINE, P_RESERVED, P_UNMOVABLE, P_VMEMMAP, PB_ISOLATE, PB_MIGRATETYPE_MASK, PLACEMENTS, ZONE_DEVICE,
@@ -81,25 +82,17 @@ def recommended_min_free_kbytes(zones: list[Zone], pageblock_nr_pages: int,
 
 def setup_per_zone_wmarks(zones: list[Zone], min_free_kbytes: int, page_shift: int,
                           movable_like_highmem: bool = True) -> None:
-    """__setup_per_zone_wmarks(); ZONE_MOVABLE is treated like highmem from 6.12."""
-    pages_min = min_free_kbytes >> (page_shift - 10)
-    lowmem_pages = 0
-    for z in zones:
-        if z.ztype != ZONE_DEVICE and (z.ztype != ZONE_MOVABLE or not movable_like_highmem):
-            lowmem_pages += z.managed_pages
-    for z in zones:
-        managed = z.managed_pages
-        tmp = pages_min * managed // lowmem_pages if lowmem_pages else 0
-        if z.ztype == ZONE_MOVABLE and movable_like_highmem:
-            # like highmem: a small min that does not depend on lowmem
-            wmin = min(max(managed // 1024, SWAP_CLUSTER_MAX), 128)
-        else:
-            wmin = tmp
-        tmp = max(tmp >> 2, managed * WATERMARK_SCALE_FACTOR // 10000)
-        z.wmark_min = wmin
-        z.wmark_low = wmin + tmp
-        z.wmark_high = wmin + 2 * tmp
-        z.wmark_promo = wmin + 3 * tmp
+    """__setup_per_zone_wmarks(); ZONE_MOVABLE is treated like highmem from 6.12:
+
+    lowmem_pages = managed pages of the zones but ZONE_DEVICE (and ZONE_MOVABLE
+    when like highmem); per zone, tmp = pages_min * managed / lowmem_pages;
+    min = tmp, or like highmem clamp(managed / 1024, SWAP_CLUSTER_MAX, 128);
+    tmp = max(tmp / 4, managed * watermark_scale_factor / 10000); low, high
+    and promo are min + tmp, 2 tmp, 3 tmp.  The arithmetic runs in the compiled
+    core: it is redone on every online and offline."""
+    _core.setup_per_zone_wmarks(zones, min_free_kbytes >> (page_shift - 10),
+                                movable_like_highmem, ZONE_MOVABLE, ZONE_DEVICE,
+                                SWAP_CLUSTER_MAX, WATERMARK_SCALE_FACTOR)
 
 
 def _min_free_kbytes(m: MachineState, like_highmem: bool) -> int:
@@ -130,19 +123,10 @@ def init_per_zone_wmark_min(m: MachineState) -> None:
     pages counted as lowmem, and on the settings: it is memoised on exactly
     those, so onlining or offlining ZONE_MOVABLE memory where it does not
     count as lowmem (6.12+) costs one pass over the zones."""
-    like_highmem = m.kernel.movable_wmark_like_highmem
+    like_highmem = m.wmark_like_highmem
     zones = m.zones
-    key: list[int | bool | None] = [m.user_min_free_kbytes, m.min_free_kbytes, m.thp,
-                                    like_highmem]
-    lowmem = 0
-    for z in zones:
-        zt = z.ztype
-        if zt <= ZONE_NORMAL:
-            key += (z.managed_pages, z.present_pages, z.wmark_high)
-        if zt != ZONE_DEVICE and (zt != ZONE_MOVABLE or not like_highmem):
-            lowmem += z.managed_pages
-    key.append(lowmem)
-    k = tuple(key)
+    k = (m.user_min_free_kbytes, m.min_free_kbytes, m.thp, like_highmem) + _core.wmark_inputs(
+        zones, ZONE_NORMAL, ZONE_MOVABLE, ZONE_DEVICE, like_highmem)
     memo: dict[tuple[int | bool | None, ...], int] = m.wmark_memo
     mfk = memo.get(k)
     if mfk is None:

@@ -18,7 +18,7 @@ import numpy.typing as npt
 from . import _core
 from .arch import Arch, boot_ram_ranges, get_arch
 from .backend import PageBackend
-from .constants import (MAX_NR_ZONES, MAX_SIM_PHYS_BITS, MEMMAP_MODES, MiB, ONLINE_POLICIES,
+from .constants import (FREE_STRATEGIES, MAX_NR_ZONES, MAX_SIM_PHYS_BITS, MEMMAP_MODES, MiB, ONLINE_POLICIES,
                         ONLINE_TYPES, PLANES, SECTION_IS_ONLINE, SECTION_MARKED_PRESENT,
                         Backend, MemmapMode, OnlinePolicy)
 from .errors import ConfigError, HotplugError
@@ -228,6 +228,10 @@ class MachineState:
         # the reference backend keeps the step-by-step path, which the tests
         # compare against
         self.fast_paths = self.backend == "fast"
+        # what the hot paths ask of the era and arch on every online / offline
+        self.online_free_strategy = FREE_STRATEGIES[kernel.online_free_strategy]
+        self.wmark_like_highmem = kernel.movable_wmark_like_highmem
+        self.pages_per_section = a.pages_per_section
 
         self.zones = [Zone(nid, zt, zt in a.zones) for nid in range(nr_nodes)
                       for zt in range(MAX_NR_ZONES)]
