@@ -384,7 +384,7 @@ def online_block(m: MachineState, blk: int, online_type: str = "online") -> Zone
     if m.fast_paths and m.design.batchable and _alone_batchable(m, blk):
         zone_or_none = run_zone(m, blk, 1, mmop)
         if zone_or_none is not None:
-            online_run(m, blk, 1, zone_or_none)
+            _online_one(m, blk, zone_or_none)
             return zone_or_none
     zone = m.design.online_block(m, blk, mmop)
     dev = m.device_of_block(blk)
@@ -561,8 +561,40 @@ def _alone_batchable(m: MachineState, blk: int) -> bool:
     return g is None or g.device is None
 
 
+def _online_one(m: MachineState, blk: int, zone: Zone) -> None:
+    """online_run() of one block, written out: this is every udev write."""
+    ppb = m.pages_per_block
+    start = blk * ppb
+    v = int(m.alt_free[blk]) if m.blk_altmap[blk] else 0
+    managed0, present0 = zone.managed_pages, zone.present_pages
+    freed = m.pages.online_blocks(start, 1, ppb, v, zone.zid, m.online_free_strategy)
+    zone.resize_range(start, ppb)
+    pps = m.pages_per_section
+    f = m.sec_flags
+    if ppb == pps:
+        f[start // pps] = int(f[start // pps]) | SECTION_IS_ONLINE
+    else:
+        f[start // pps:(start + ppb) // pps] |= SECTION_IS_ONLINE
+    gid = int(m.blk_group[blk])
+    g = m.groups.get(gid) if gid >= 0 else None
+    if g is not None:
+        if zone.ztype == ZONE_MOVABLE:
+            g.present_movable_pages += ppb
+        else:
+            g.present_kernel_pages += ppb
+    zone.managed_pages = managed0 + freed
+    zone.present_pages = present0 - v + ppb
+    init_per_zone_wmark_min(m)
+    zone.present_pages = present0 + ppb
+    m.blk_zone[blk] = zone.zid
+    m.blk_state[blk] = MEM_ONLINE
+
+
 def online_run(m: MachineState, first: int, n: int, zone: Zone) -> None:
     """Online the run [first, first + n) into ``zone`` (from run_zone)."""
+    if n == 1:
+        _online_one(m, first, zone)
+        return
     ppb = m.pages_per_block
     start = first * ppb
     v = int(m.alt_free[first]) if m.blk_altmap[first] else 0

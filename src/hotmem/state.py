@@ -197,8 +197,10 @@ class MachineState:
                 raise ConfigError(f"block_size: {str(block_size)[:40]!r} must be a power of two "
                                   f"and at least the section size ({a.section_size:#x})")
             self.block_size = bs
-        phys_bits = min(a.max_physmem_bits, MAX_SIM_PHYS_BITS)
-        self.max_phys = 1 << phys_bits
+        # the default address space stays at MAX_SIM_PHYS_BITS (every machine
+        # maps its planes over it); max_memory reaches MAX_PHYSMEM_BITS
+        phys_bits = a.max_physmem_bits
+        self.max_phys = 1 << min(phys_bits, MAX_SIM_PHYS_BITS)
         if max_memory is not None:
             self.max_phys = parse_size(max_memory, "max_memory")
             if self.max_phys % self.block_size or not 0 < self.max_phys <= 1 << phys_bits:
@@ -309,7 +311,10 @@ class MachineState:
 
     def max_pfn(self) -> int:
         """End of the highest present section."""
-        present = np.flatnonzero(self.sec_flags & SECTION_MARKED_PRESENT)
+        pps = self.pages_per_section
+        # once booted, nothing is present above the highest pfn ever added
+        hi = -(-self.max_pfn_seen // pps) if self.max_pfn_seen else len(self.sec_flags)
+        present = np.flatnonzero(self.sec_flags[:hi] & SECTION_MARKED_PRESENT)
         return 0 if not len(present) else int(present[-1] + 1) * self.arch.pages_per_section
 
     def kpageflags_end(self) -> int:
