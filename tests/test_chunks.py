@@ -155,3 +155,32 @@ def test_machine_moves_between_forms():
     assert f.pages.nr_chunks_with_bits() == boot_bits
     assert f.pages.nr_uniform == 0
     assert snapshots_equal(f.snapshot(), r.snapshot()) == []
+
+
+def test_address_space_to_max_physmem_bits():
+    """x86_64 with 5-level paging: max_memory up to 4 PiB; memory added at the
+    top goes through its lifecycle like any other, at the cost of its chunks."""
+    from hotmem.errors import ConfigError
+    with pytest.raises(ConfigError, match="at most 0x10000000000000"):
+        Machine("x86_64", boot_memory="4G", max_memory="8P")
+    m = Machine("x86_64", boot_memory="64G", memmap_on_memory="y", max_memory="4P",
+                hypervisor=False)
+    assert m.block_size == 2 << 30 and m.nr_pfns == 1 << 40
+    top = (4 << 50) - (64 << 30)
+    blocks = m.add(top, "64G")
+    assert blocks[0] == top // m.block_size and len(blocks) == 32
+    m.online_blocks(blocks[:16], "online_movable")
+    for b in blocks[16:]:
+        m.online(b, "online_movable")
+    movable = m.zone(0, 3)
+    assert movable.zone_start_pfn == top >> 12 and movable.spanned_pages == 64 << 18
+    # 2 GiB blocks: 8192 memmap pages in the first of their 16 sections
+    assert movable.present_pages == 64 << 18
+    assert movable.managed_pages == (64 << 18) - 32 * 8192
+    assert m.pages.nr_uniform == 32 * 16
+    m.alloc(1000, zone="Movable", placement="lowest")
+    assert m.pages.nr_uniform == 32 * 16 - 1
+    m.free(kind="movable")
+    m.offline_blocks(blocks)
+    m.remove(top, "64G")
+    assert m.pages.nr_uniform == 0 and movable.present_pages == 0

@@ -604,7 +604,7 @@ def format_machine(r: dict[str, object]) -> str:
             f"remove {r['remove']:.2f} s, total {r['total']:.2f} s; peak RSS "
             f"{int(r['peak_rss']) / g:.2f} GiB, all online "  # type: ignore[call-overload]
             f"{int(r['rss_all_online']) / g:.2f} GiB, "  # type: ignore[call-overload]
-            f"{(int(r['rss_all_online']) - int(r['rss_booted'])) / (int(r['pages']) >> 18) / (1 << 20):.2f}"  # type: ignore[call-overload]
+            f"{(int(r['rss_all_online']) - int(r['rss_booted'])) / (int(r['size']) / (1 << 40)) / (1 << 20):.2f}"  # type: ignore[call-overload]
             " MiB per TiB online")
 
 

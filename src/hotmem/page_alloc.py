@@ -135,7 +135,10 @@ def init_per_zone_wmark_min(m: MachineState) -> None:
             memo.clear()
         memo[k] = mfk
     m.min_free_kbytes = mfk
-    setup_per_zone_wmarks(zones, mfk, m.arch.page_shift, like_highmem)
+    # setup_per_zone_wmarks(), called straight: this runs on every online and offline
+    _core.setup_per_zone_wmarks(zones, mfk >> (m.arch.page_shift - 10), like_highmem,
+                                ZONE_MOVABLE, ZONE_DEVICE, SWAP_CLUSTER_MAX,
+                                WATERMARK_SCALE_FACTOR)
 
 
 def lowmem_reserve(m: MachineState, zone: Zone) -> list[int]:
