@@ -6,12 +6,11 @@ allocated, freed and offlined."""
 import numpy as np
 import pytest
 
+from conftest import snapshots_equal
 from hotmem import _core
-from hotmem.constants import PLANES, P_BUDDY, P_HEAD, P_OFFLINE, P_RESERVED, P_UNMOVABLE, P_VMEMMAP
+from hotmem.constants import P_BUDDY, P_HEAD, P_OFFLINE, P_RESERVED, P_UNMOVABLE, PLANES
 from hotmem.machine import Machine
 from hotmem.reference import RefPageState
-
-from conftest import snapshots_equal
 
 CH = 15                 # chunk order: 32768 pfns, one x86_64 section
 NR = 4 << CH            # four chunks
@@ -48,7 +47,7 @@ def same(x, y):
     if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
         return np.array_equal(np.asarray(x), np.asarray(y))
     if isinstance(x, tuple):
-        return len(x) == len(y) and all(same(a, b) for a, b in zip(x, y))
+        return len(x) == len(y) and all(same(a, b) for a, b in zip(x, y, strict=True))
     return x == y
 
 
@@ -90,7 +89,8 @@ CALLS = {
               lambda p: (p.set(P_RESERVED, C + 7, C + 9), p.has_unmovable(C, NR, True, False)),
               lambda p: p.first_not_free(0, NR, False),
               lambda p: p.first_not_free(0, NR, True),
-              lambda p: (p.set(P_OFFLINE, 3 * C, 3 * C + 64), p.first_not_free(3 * C, NR, True, True)),
+              lambda p: (p.set(P_OFFLINE, 3 * C, 3 * C + 64),
+                         p.first_not_free(3 * C, NR, True, True)),
               lambda p: p.allocated_pfns(0, NR, False),
               lambda p: (p.take_range(C + 512, C + 520), p.allocated_pfns(0, NR, False)),
               lambda p: p.allocated_pfns(0, NR, True),

@@ -30,7 +30,7 @@ matches the pageblock.  ``nr_free[zid, migratetype, order]`` counts the blocks.
 Everything here is policy-free: the Python layer decides zones, eras and errors.
 """
 import numpy as np
-from libc.stdint cimport uint64_t, int64_t, uint8_t, int8_t, uint32_t
+from libc.stdint cimport uint64_t, int64_t, uint8_t, int8_t, uint32_t, int16_t, int32_t
 from libc.string cimport memset
 from posix.mman cimport (mmap, munmap, madvise, PROT_READ, PROT_WRITE, MAP_PRIVATE,
                          MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED, MADV_DONTNEED)
@@ -1298,3 +1298,76 @@ cdef class PageState:
                         h = find_next_set(self.planes[P_HEAD], h + 1, ce)
                 pos = ce
         return pf, od
+
+
+# ---------------------------------------------------------------- blocks
+
+cdef class BlockTable:
+    """Typed views of a machine's per-block and per-section arrays (state.py
+    owns them), for the bookkeeping of one-block onlines and offlines, which
+    runs on every sysfs write: which block, zone and errno stay decided in
+    Python (memory_hotplug)."""
+
+    cdef PageState pages
+    cdef uint8_t[::1] state
+    cdef int16_t[::1] zone
+    cdef uint8_t[::1] early
+    cdef int32_t[::1] group
+    cdef uint8_t[::1] altmap
+    cdef int64_t[::1] alt_free
+    cdef uint8_t[::1] sec_flags
+    cdef int64_t ppb, pps
+    cdef uint8_t sec_online, mem_online, mem_offline
+
+    def __init__(self, PageState pages, state, zone, early, group, altmap, alt_free,
+                 sec_flags, int64_t ppb, int64_t pps, int sec_online, int mem_online,
+                 int mem_offline):
+        self.pages = pages
+        self.state = state
+        self.zone = zone
+        self.early = early.view(np.uint8)
+        self.group = group
+        self.altmap = altmap.view(np.uint8)
+        self.alt_free = alt_free
+        self.sec_flags = sec_flags
+        self.ppb, self.pps = ppb, pps
+        self.sec_online, self.mem_online, self.mem_offline = sec_online, mem_online, mem_offline
+
+    def plain(self, int64_t blk, int want_state):
+        """The block's group id when it is in state ``want_state`` and not boot
+        memory (-1: no group), else -2."""
+        if blk < 0 or blk >= self.state.shape[0]:
+            return -2
+        if self.state[blk] != want_state or self.early[blk]:
+            return -2
+        return self.group[blk]
+
+    def nr_vmemmap(self, int64_t blk):
+        return self.alt_free[blk] if self.altmap[blk] else 0
+
+    def online_one(self, int64_t blk, int zid, int strategy):
+        """The page work and block / section flags of onlining block blk into zone
+        zid; returns (pages freed, memmap pages)."""
+        cdef int64_t v = self.alt_free[blk] if self.altmap[blk] else 0
+        cdef int64_t start = blk * self.ppb, s
+        freed = self.pages.online_blocks(start, 1, self.ppb, v, zid, strategy)
+        for s in range(start // self.pps, (start + self.ppb) // self.pps):
+            self.sec_flags[s] |= self.sec_online
+        self.zone[blk] = <int16_t>zid
+        self.state[blk] = self.mem_online
+        return freed, v
+
+    def offline_one(self, int64_t blk):
+        """The page work and block / section flags of offlining block blk when
+        all its pages but the memmap are free; -1 (nothing done) otherwise, else
+        the free pages removed."""
+        cdef int64_t v = self.alt_free[blk] if self.altmap[blk] else 0
+        cdef int64_t start = blk * self.ppb, s
+        if self.pages.count(P_BUDDY, start, start + self.ppb) != self.ppb - v:
+            return -1
+        removed = self.pages.offline_blocks(start, 1, self.ppb, v)
+        for s in range(start // self.pps, (start + self.ppb) // self.pps):
+            self.sec_flags[s] &= ~self.sec_online
+        self.zone[blk] = -1
+        self.state[blk] = self.mem_offline
+        return removed

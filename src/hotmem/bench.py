@@ -30,9 +30,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Final, Literal, NotRequired, TypedDict, TypeVarTuple, get_args, overload
+from typing import Any, Final, Literal, NotRequired, TypedDict, TypeVarTuple, get_args, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -486,7 +486,9 @@ def _child_rss_curve(online: str, points: list[int]) -> None:
     m = Machine(ARCH, boot_memory=BOOT, memmap_on_memory="y", max_memory="64T")
     blocks = m.add(size=online)
     m.online_blocks(blocks, "online_movable")
-    base_chunks = m.pages.nr_chunks_with_bits()
+    pages = m.pages
+    assert isinstance(pages, _core.PageState)
+    base_chunks = pages.nr_chunks_with_bits()
     base = current_rss()
     out: list[RssPoint] = [{"pages_allocated": 0, "sections_touched": 0,
                             "rss_above_online": 0}]
@@ -495,7 +497,7 @@ def _child_rss_curve(online: str, points: list[int]) -> None:
         m.alloc(n - done, zone="Movable", placement="random", seed=i)
         done = n
         out.append({"pages_allocated": n,
-                    "sections_touched": m.pages.nr_chunks_with_bits() - base_chunks,
+                    "sections_touched": pages.nr_chunks_with_bits() - base_chunks,
                     "rss_above_online": current_rss() - base})
     print(json.dumps({"online": online, "rss_online": base, "curve": out}))
 
@@ -504,7 +506,7 @@ RSS_CURVE_POINTS: Final = (16, 256, 4096, 65536, 1 << 20)
 
 
 def rss_curve(online: str = "16T", points: tuple[int, ...] = RSS_CURVE_POINTS,
-              timeout: float = 3600) -> dict[str, object]:
+              timeout: float = 3600) -> dict[str, Any]:
     """RSS of a machine with ``online`` online movable, in a child process, as
     movable pages are allocated at random over it (cumulative ``points``): the
     RSS grows with the sections the allocations touch, not with the memory."""
@@ -512,7 +514,7 @@ def rss_curve(online: str = "16T", points: tuple[int, ...] = RSS_CURVE_POINTS,
             f"_child_rss_curve({online!r}, {list(points)!r})")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=timeout, check=True)
-    r: dict[str, object] = json.loads(res.stdout.strip().splitlines()[-1])
+    r: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
     return r
 
 
@@ -596,23 +598,23 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
-def format_machine(r: dict[str, object]) -> str:
+def format_machine(r: Mapping[str, Any]) -> str:
     """One line per big machine: lifecycle phases and peak RSS."""
     g = 1 << 30
+    per_tib = (r["rss_all_online"] - r["rss_booted"]) / (r["size"] / (1 << 40)) / (1 << 20)
     return (f"machine {r['max_memory']} (boot {r['boot']}, {r['blocks']} blocks): add "
             f"{r['add']:.2f} s, online {r['online']:.2f} s, offline {r['offline']:.2f} s, "
             f"remove {r['remove']:.2f} s, total {r['total']:.2f} s; peak RSS "
-            f"{int(r['peak_rss']) / g:.2f} GiB, all online "  # type: ignore[call-overload]
-            f"{int(r['rss_all_online']) / g:.2f} GiB, "  # type: ignore[call-overload]
-            f"{(int(r['rss_all_online']) - int(r['rss_booted'])) / (int(r['size']) / (1 << 40)) / (1 << 20):.2f}"  # type: ignore[call-overload]
-            " MiB per TiB online")
+            f"{r['peak_rss'] / g:.2f} GiB, all online {r['rss_all_online'] / g:.2f} GiB, "
+            f"{per_tib:.2f} MiB per TiB online")
 
 
-def format_rss(r: dict[str, object]) -> str:
+def format_rss(r: Mapping[str, Any]) -> str:
+    """The RSS curve of rss_curve() as a table."""
     lines = [f"RSS of {r['online']} online movable as random allocations spread "
-             f"(online: {int(r['rss_online']) >> 20} MiB):",  # type: ignore[call-overload]
+             f"(online: {r['rss_online'] >> 20} MiB):",
              f"{'pages':>10}{'sections touched':>18}{'RSS above online':>18}{'per section':>13}"]
-    for p in r["curve"]:  # type: ignore[attr-defined]
+    for p in r["curve"]:
         per = f"{p['rss_above_online'] / p['sections_touched'] / 1024:.1f}K" \
             if p["sections_touched"] else ""
         lines.append(f"{p['pages_allocated']:>10}{p['sections_touched']:>18}"
@@ -690,11 +692,15 @@ def main(argv: list[str] | None = None) -> int:
                     prog(i, len(cases))
                     rows.append(measure_case(c, args.repeat))
             prog.close()
+    machines: list[dict[str, Any]] = []
+    rss: dict[str, Any] | None = None
     if "machines" in paths:
-        extra["machines"] = [dict(machine_lifecycle(*mc), max_memory=mc[0], boot=mc[1])
-                             for mc in BIG_MACHINES]
+        machines = [dict(machine_lifecycle(*mc), max_memory=mc[0], boot=mc[1])
+                    for mc in BIG_MACHINES]
+        extra["machines"] = machines
     if "rss" in paths:
-        extra["rss"] = rss_curve()
+        rss = rss_curve()
+        extra["rss"] = rss
     dram = dram_read_bandwidth()
     if args.json:
         print(json.dumps({"dram_read_bytes_per_s": dram,
@@ -705,10 +711,10 @@ def main(argv: list[str] | None = None) -> int:
             print(format_table(rows))
         for n in notes:
             print(n)
-        for mach in extra.get("machines", []):  # type: ignore[attr-defined]
+        for mach in machines:
             print(format_machine(mach))
-        if "rss" in extra:
-            print(format_rss(extra["rss"]))  # type: ignore[arg-type]
+        if rss is not None:
+            print(format_rss(rss))
         print(f"\nvs ref: times faster than the pure-Python reference (run at full size, or "
               f"at 'ref from' and scaled by pages / blocks).\nvs bound: time / a streaming "
               f"read of the bytes touched in the same process (1.00x = bandwidth limit); "

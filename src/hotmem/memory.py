@@ -6,12 +6,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from .errors import HotplugError
 import numpy as np
 
 from .constants import IntArray
-from .memory_hotplug import (check_block, check_online_type, offline_block, offline_run,
-                             online_block, online_run, run_breaks, run_zone)
+from .errors import HotplugError
+from .memory_hotplug import (
+    check_block,
+    check_online_type,
+    offline_block,
+    offline_run,
+    online_block,
+    online_run,
+    run_breaks,
+    run_zone,
+)
 from .state import MachineState
 
 BlockResult = tuple[int, HotplugError | None]
@@ -35,7 +43,7 @@ def _runs(ids: IntArray) -> list[tuple[int, int]]:
     starts = np.flatnonzero(np.diff(ids) != 1) + 1
     firsts = np.concatenate(([0], starts))
     counts = np.diff(np.concatenate((firsts, [len(ids)])))
-    return list(zip(ids[firsts].tolist(), counts.tolist()))
+    return list(zip(ids[firsts].tolist(), counts.tolist(), strict=True))
 
 
 def _block_ids(m: MachineState, blocks: Iterable[object]) -> IntArray:

@@ -13,18 +13,44 @@ from __future__ import annotations
 import numpy as np
 
 from .arch import Arch
-from .constants import (FREE_STRATEGIES, GiB, MEM_OFFLINE, MEM_ONLINE, MHP_MEMMAP_ON_MEMORY,
-                        MIGRATE_MOVABLE, MMOP_OFFLINE, MMOP_ONLINE, MMOP_ONLINE_KERNEL,
-                        MMOP_ONLINE_MOVABLE, SECTION_IS_ONLINE,
-                        ONLINE_TYPES, P_BUDDY, P_DIRTY, P_OFFLINE, P_UNMOVABLE, P_VMEMMAP,
-                        ZONE_MOVABLE, ZONE_NORMAL, IntArray)
+from .constants import (
+    FREE_STRATEGIES,
+    MEM_OFFLINE,
+    MEM_ONLINE,
+    MHP_MEMMAP_ON_MEMORY,
+    MIGRATE_MOVABLE,
+    MMOP_OFFLINE,
+    MMOP_ONLINE,
+    MMOP_ONLINE_KERNEL,
+    MMOP_ONLINE_MOVABLE,
+    ONLINE_TYPES,
+    P_BUDDY,
+    P_DIRTY,
+    P_OFFLINE,
+    P_UNMOVABLE,
+    P_VMEMMAP,
+    SECTION_IS_ONLINE,
+    ZONE_MOVABLE,
+    ZONE_NORMAL,
+    GiB,
+    IntArray,
+)
 from .errors import ConfigError, HotplugError
 from .kernel import Kernel
 from .mmzone import Zone
-from .page_alloc import (alloc_memmap, init_per_zone_wmark_min, memmap_chunks_needed,
-                         migration_room, migration_targets)
-from .page_isolation import (start_isolate_page_range, test_pages_isolated,
-                             undo_isolate_page_range, unmovable_page)
+from .page_alloc import (
+    alloc_memmap,
+    init_per_zone_wmark_min,
+    memmap_chunks_needed,
+    migration_room,
+    migration_targets,
+)
+from .page_isolation import (
+    start_isolate_page_range,
+    test_pages_isolated,
+    undo_isolate_page_range,
+    unmovable_page,
+)
 from .sparse import memmap_units, online_mem_sections, sparse_add_sections, vmemmap_pages_per_block
 from .state import MachineState, MemoryGroup
 from .units import parse_addr, parse_size
@@ -381,10 +407,11 @@ def online_block(m: MachineState, blk: int, online_type: str = "online") -> Zone
     mmop = check_online_type(online_type, blk)
     if m.blk_state[blk] != MEM_OFFLINE:
         raise HotplugError("EINVAL", f"memory{blk} is already online", block=blk)
-    if m.fast_paths and m.design.batchable and _alone_batchable(m, blk):
+    plain, g = _plain_group(m, blk, MEM_OFFLINE)
+    if plain:
         zone_or_none = run_zone(m, blk, 1, mmop)
         if zone_or_none is not None:
-            _online_one(m, blk, zone_or_none)
+            _online_one(m, blk, zone_or_none, g)
             return zone_or_none
     zone = m.design.online_block(m, blk, mmop)
     dev = m.device_of_block(blk)
@@ -491,7 +518,7 @@ def _group_present(m: MachineState, first: int, n: int, zone: Zone, pages: int) 
         counts = [(gid, 1)]
     else:
         gids, cnt = np.unique(m.blk_group[first:first + n], return_counts=True)
-        counts = list(zip(gids.tolist(), cnt.tolist()))
+        counts = list(zip(gids.tolist(), cnt.tolist(), strict=True))
     for gid, c in counts:
         g = m.groups.get(gid)
         if g is None:
@@ -514,23 +541,10 @@ def _section_flags(m: MachineState, start: int, end: int, online: bool) -> None:
         f[s:e] &= ~np.uint8(SECTION_IS_ONLINE)
 
 
-def run_batchable(m: MachineState, b: int, x: int, online: bool) -> bool:
-    """May block x join a run that starts at block b (the state it must be in
-    for an online, or an offline)?"""
-    if m.blk_early[x] or m.device_of_block(x) is not None:
-        return False
-    if m.nr_vmemmap_pages(x) != m.nr_vmemmap_pages(b):
-        return False
-    if online:
-        return bool(m.blk_state[x] == MEM_OFFLINE and m.blk_nid[x] == m.blk_nid[b])
-    return bool(m.blk_state[x] == MEM_ONLINE and m.blk_zone[b] >= 0
-                and m.blk_zone[x] == m.blk_zone[b])
-
-
 def run_breaks(m: MachineState, b: int, end: int, online: bool) -> tuple[IntArray, IntArray]:
-    """run_batchable() over blocks [b, end) at once, as two sorted id arrays:
-    the blocks not in the state for the operation (or boot memory, or a
-    driver's), which join no run, and those that cannot join a run reaching
+    """Which blocks of [b, end) may join a run, as two sorted id arrays: the
+    blocks not in the state for the operation (or boot memory, or a driver's),
+    which join no run, and those that cannot join a run reaching
     them from below (the former, and blocks whose node / zone or memmap layout
     differs from block x - 1).  A run from block y reaches up to the next break."""
     blk = slice(b, end)
@@ -550,33 +564,27 @@ def run_breaks(m: MachineState, b: int, end: int, online: bool) -> tuple[IntArra
     return np.flatnonzero(~ok) + b, np.flatnonzero(brk) + b
 
 
-def _alone_batchable(m: MachineState, blk: int) -> bool:
-    """run_batchable(m, blk, blk, ...) but the state: not boot memory, not a driver's."""
-    if m.blk_early[blk]:
-        return False
-    gid = int(m.blk_group[blk])
-    if gid < 0:
-        return True
-    g = m.groups.get(gid)
-    return g is None or g.device is None
-
-
-def _online_one(m: MachineState, blk: int, zone: Zone) -> None:
-    """online_run() of one block, written out: this is every udev write."""
-    ppb = m.pages_per_block
-    start = blk * ppb
-    v = int(m.alt_free[blk]) if m.blk_altmap[blk] else 0
-    managed0, present0 = zone.managed_pages, zone.present_pages
-    freed = m.pages.online_blocks(start, 1, ppb, v, zone.zid, m.online_free_strategy)
-    zone.resize_range(start, ppb)
-    pps = m.pages_per_section
-    f = m.sec_flags
-    if ppb == pps:
-        f[start // pps] = int(f[start // pps]) | SECTION_IS_ONLINE
-    else:
-        f[start // pps:(start + ppb) // pps] |= SECTION_IS_ONLINE
-    gid = int(m.blk_group[blk])
+def _plain_group(m: MachineState, blk: int, state: int) -> tuple[bool, MemoryGroup | None]:
+    """(the block may take the one-block run path, its group): in ``state``,
+    not boot memory, not a driver's (run_breaks for a run of one)."""
+    bt = m.block_table
+    if not m.fast_paths or bt is None or not m.design.batchable:
+        return False, None
+    gid = bt.plain(blk, state)
+    if gid == -2:
+        return False, None
     g = m.groups.get(gid) if gid >= 0 else None
+    return g is None or g.device is None, g
+
+
+def _online_one(m: MachineState, blk: int, zone: Zone, g: MemoryGroup | None) -> None:
+    """online_run() of one block, written out: this is every udev write."""
+    bt = m.block_table
+    assert bt is not None
+    ppb = m.pages_per_block
+    managed0, present0 = zone.managed_pages, zone.present_pages
+    freed, v = bt.online_one(blk, zone.zid, m.online_free_strategy)
+    zone.resize_range(blk * ppb, ppb)
     if g is not None:
         if zone.ztype == ZONE_MOVABLE:
             g.present_movable_pages += ppb
@@ -586,15 +594,43 @@ def _online_one(m: MachineState, blk: int, zone: Zone) -> None:
     zone.present_pages = present0 - v + ppb
     init_per_zone_wmark_min(m)
     zone.present_pages = present0 + ppb
-    m.blk_zone[blk] = zone.zid
-    m.blk_state[blk] = MEM_ONLINE
+
+
+def _offline_one(m: MachineState, blk: int, g: MemoryGroup | None) -> bool:
+    """offline_run() of one block, written out; False (nothing done) when
+    something in it is allocated."""
+    bt = m.block_table
+    assert bt is not None
+    zid = int(m.blk_zone[blk])
+    if zid < 0:
+        return False
+    zone = m.zones[zid]
+    managed0, present0 = zone.managed_pages, zone.present_pages
+    removed = bt.offline_one(blk)
+    if removed < 0:
+        return False
+    ppb = m.pages_per_block
+    if g is not None:
+        if zone.ztype == ZONE_MOVABLE:
+            g.present_movable_pages -= ppb
+        else:
+            g.present_kernel_pages -= ppb
+    zone.managed_pages = managed0 - removed
+    zone.present_pages = present0 - ppb
+    init_per_zone_wmark_min(m)
+    start, end = blk * ppb, (blk + 1) * ppb
+    zs, ze = zone.zone_start_pfn, zone.zone_end_pfn
+    if start <= zs and end >= ze:
+        zone.zone_start_pfn = zone.spanned_pages = 0
+    elif start <= zs:
+        shrink_zone_span(m, zone, zs, end)
+    elif end >= ze:
+        shrink_zone_span(m, zone, start, ze)
+    return True
 
 
 def online_run(m: MachineState, first: int, n: int, zone: Zone) -> None:
     """Online the run [first, first + n) into ``zone`` (from run_zone)."""
-    if n == 1:
-        _online_one(m, first, zone)
-        return
     ppb = m.pages_per_block
     start = first * ppb
     v = int(m.alt_free[first]) if m.blk_altmap[first] else 0
@@ -666,8 +702,8 @@ def _system_ram_pages(m: MachineState, blk: int, start: int, end: int) -> int:
 def offline_block(m: MachineState, blk: int) -> None:
     """memory_block_offline() through a write of ``offline`` to memoryN/state."""
     blk = check_block(m, blk)
-    if (m.fast_paths and m.design.batchable and m.blk_state[blk] == MEM_ONLINE
-            and m.blk_zone[blk] >= 0 and _alone_batchable(m, blk) and offline_run(m, blk, 1)):
+    plain, g = _plain_group(m, blk, MEM_ONLINE)
+    if plain and _offline_one(m, blk, g):
         return
     m.design.offline_block(m, blk)
     dev = m.device_of_block(blk)

@@ -18,14 +18,28 @@ import numpy.typing as npt
 from . import _core
 from .arch import Arch, boot_ram_ranges, get_arch
 from .backend import PageBackend
-from .constants import (FREE_STRATEGIES, MAX_NR_ZONES, MAX_SIM_PHYS_BITS, MEMMAP_MODES, MiB, ONLINE_POLICIES,
-                        ONLINE_TYPES, PLANES, SECTION_IS_ONLINE, SECTION_MARKED_PRESENT,
-                        Backend, MemmapMode, OnlinePolicy)
+from .constants import (
+    FREE_STRATEGIES,
+    MAX_NR_ZONES,
+    MAX_SIM_PHYS_BITS,
+    MEM_OFFLINE,
+    MEM_ONLINE,
+    MEMMAP_MODES,
+    ONLINE_POLICIES,
+    ONLINE_TYPES,
+    PLANES,
+    SECTION_IS_ONLINE,
+    SECTION_MARKED_PRESENT,
+    Backend,
+    MemmapMode,
+    MiB,
+    OnlinePolicy,
+)
 from .errors import ConfigError, HotplugError
 from .kernel import Kernel
+from .memremap import VmemAltmap
 from .mmzone import Zone, ZoneSpanState
 from .reference import RefPageState
-from .memremap import VmemAltmap
 from .units import parse_size
 
 
@@ -226,10 +240,6 @@ class MachineState:
         else:
             raise ConfigError(f"backend: {backend!r} is not 'fast' or 'reference'"[:200])
         self.backend: Backend = "fast" if backend == "fast" else "reference"
-        # one-block onlines and offlines as runs of one (memory_hotplug.online_run);
-        # the reference backend keeps the step-by-step path, which the tests
-        # compare against
-        self.fast_paths = self.backend == "fast"
         # what the hot paths ask of the era and arch on every online / offline
         self.online_free_strategy = FREE_STRATEGIES[kernel.online_free_strategy]
         self.wmark_like_highmem = kernel.movable_wmark_like_highmem
@@ -249,6 +259,16 @@ class MachineState:
         self.alt_free = np.zeros(self.nr_blocks, dtype=np.int64)
         self.alt_alloc = np.zeros(self.nr_blocks, dtype=np.int64)
         self.alt_align = np.zeros(self.nr_blocks, dtype=np.int64)
+        # one-block onlines and offlines as runs of one (memory_hotplug._online_one)
+        # with their bookkeeping in the compiled core; the reference backend
+        # keeps the step-by-step path, which the tests compare against
+        self.fast_paths = self.backend == "fast"
+        self.block_table: _core.BlockTable | None = None
+        if isinstance(self.pages, _core.PageState):
+            self.block_table = _core.BlockTable(
+                self.pages, self.blk_state, self.blk_zone, self.blk_early, self.blk_group,
+                self.blk_altmap, self.alt_free, self.sec_flags, self.pages_per_block,
+                a.pages_per_section, SECTION_IS_ONLINE, MEM_ONLINE, MEM_OFFLINE)
         # memmap pages taken from the buddy for blocks added without an altmap
         self.memmap_from_buddy: dict[int, npt.NDArray[np.int64]] = {}
         self.groups: dict[int, MemoryGroup] = {}
