@@ -491,7 +491,7 @@ cdef class PageState:
         if s & 63 or e & 63:
             raise ValueError("words() needs 64-aligned pfns")
         cdef int64_t n = (e - s) >> 6
-        out = np.zeros(n, dtype=np.uint64)
+        out = np.empty(n, dtype=np.uint64)
         cdef uint64_t[::1] o = out
         cdef int64_t i, base = s >> 6, c, cs, ce, pos, v, p, hb, size
         cdef uint64_t* w = self.planes[plane]
@@ -516,6 +516,7 @@ cdef class PageState:
                             o[i] = w[base + i]
                     else:
                         # the descriptor's bits, as pfns relative to out[0]
+                        memset(&o[(pos >> 6) - base], 0, ((ce - pos) >> 6) * 8)
                         v = self.ch[c] - CH_UNIFORM
                         if plane == P_VMEMMAP:
                             _set_clipped(&o[0], cs, cs + v, pos, ce, s)
