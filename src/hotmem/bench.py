@@ -422,6 +422,16 @@ def _lifecycle_on(m: Machine, size: int, progress: Callable[[int, int], None] | 
             "remove": t4 - t3, "total": t4 - t0}
 
 
+def peak_rss() -> int:
+    """This process's peak RSS in bytes: VmHWM, which exec resets (ru_maxrss
+    keeps the RSS the parent had when it forked the child)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def current_rss() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -439,7 +449,7 @@ def _child_main(size: int, max_memory: str | None, mode: LifecycleMode = "batche
     r = _lifecycle_on(m, size, rss=True, mode=mode)
     out: ChildLifecycle = {
         **r, "rss_baseline": base, "rss_booted": booted,
-        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss": peak_rss(),
         "size": size, "pages": size >> m.arch.page_shift}
     print(json.dumps(out))
 
@@ -686,6 +696,10 @@ def main(argv: list[str] | None = None) -> int:
                 notes.append(f"lifecycle {fmt_size(size)}: per_block / batched = "
                              f"{by_mode['per_block'].median_s / by_mode['batched'].median_s:.1f}x"
                              " (same run)")
+                rss = lifecycle_rss(size)
+                notes.append(f"lifecycle {fmt_size(size)}: peak RSS {rss['peak_rss'] >> 20} MiB, "
+                             f"{rss['peak_rss_per_page_above_baseline']:.3f} byte per page "
+                             "above the interpreter")
             else:
                 cases = cases_for(path, size)
                 for i, c in enumerate(cases):
@@ -693,14 +707,14 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(measure_case(c, args.repeat))
             prog.close()
     machines: list[dict[str, Any]] = []
-    rss: dict[str, Any] | None = None
+    curve: dict[str, Any] | None = None
     if "machines" in paths:
         machines = [dict(machine_lifecycle(*mc), max_memory=mc[0], boot=mc[1])
                     for mc in BIG_MACHINES]
         extra["machines"] = machines
     if "rss" in paths:
-        rss = rss_curve()
-        extra["rss"] = rss
+        curve = rss_curve()
+        extra["rss"] = curve
     dram = dram_read_bandwidth()
     if args.json:
         print(json.dumps({"dram_read_bytes_per_s": dram,
@@ -713,8 +727,8 @@ def main(argv: list[str] | None = None) -> int:
             print(n)
         for mach in machines:
             print(format_machine(mach))
-        if rss is not None:
-            print(format_rss(rss))
+        if curve is not None:
+            print(format_rss(curve))
         print(f"\nvs ref: times faster than the pure-Python reference (run at full size, or "
               f"at 'ref from' and scaled by pages / blocks).\nvs bound: time / a streaming "
               f"read of the bytes touched in the same process (1.00x = bandwidth limit); "
