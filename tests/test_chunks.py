@@ -52,6 +52,14 @@ def same(x, y):
 
 
 C = 1 << CH
+
+
+def _fold(p):
+    """Fold what is uniform again (the fast core only: the reference has one form)."""
+    if isinstance(p, _core.PageState):
+        p.fold(0, NR)
+
+
 CALLS = {
     "count": [(lambda p, x=x, s=s, e=e: p.count(x, s, e))
               for x in ALL for s, e in ((0, NR), (100, 700), (513, C + 1537), (C - 3, C + 5))],
@@ -84,6 +92,10 @@ CALLS = {
                        lambda p: p.offline_blocks(3 * C, 1, C, 0),
                        lambda p: (p.offline_blocks(C, 1, C, 512),
                                   p.online_blocks(C, 1, C, 1024, 1, CTZ))],
+    "fold": [lambda p: (p.take_range(3 * C, NR), _fold(p), p.count(P_BUDDY, 0, NR))[::2],
+             lambda p: (p.take_range(C + 512, C + 600), p.free_pages(np.arange(C + 512, C + 600)),
+                        p.free_blocks(C, 2 * C)),
+             lambda p: (p.take_range(700, 800), _fold(p), p.free_blocks(0, C))[::2]],
     "scans": [lambda p: p.has_unmovable(0, NR, False, False),
               lambda p: p.has_unmovable(0, NR, False, True),
               lambda p: (p.set(P_RESERVED, C + 7, C + 9), p.has_unmovable(C, NR, True, False)),
@@ -112,6 +124,27 @@ def test_every_method_same_on_both_forms(name):
         ref = results[0]
         assert same(results[1], ref) and same(results[2], ref), (name, i, results)
         assert states[1] == states[0] and states[2] == states[0], (name, i)
+
+
+def test_fold_to_descriptors():
+    """Planes that hold a uniform state again become a descriptor; planes all
+    zero (every page allocated movable) become CH_ZERO; anything else stays."""
+    p = prepared("bits")
+    p.take_range(3 * C, NR)           # chunk 3: every page allocated
+    p.take_range(C + 4096, C + 4100)  # chunk 1: four pages allocated
+    assert p.fold(0, NR) == 3
+    assert p.chunk_kinds(0, NR).tolist() == [2 + 512, 1, 2 + 512, 0]
+    p.free_pages(np.arange(C + 4096, C + 4100))
+    assert p.chunk_kinds(0, NR).tolist() == [2 + 512] * 3 + [0]
+    assert state(p) == state(_freed_reference())
+
+
+def _freed_reference():
+    r = prepared("reference")
+    r.take_range(3 * C, NR)
+    r.take_range(C + 4096, C + 4100)
+    r.free_pages(np.arange(C + 4096, C + 4100))
+    return r
 
 
 def test_uniform_counts_match_the_buddy():
@@ -150,6 +183,10 @@ def test_machine_moves_between_forms():
     assert snapshots_equal(f.snapshot(), r.snapshot()) == []
     for m in (f, r):
         m.free(kind="movable")
+    # every page free again: the chunk folds back to its descriptor
+    assert f.pages.chunk_kinds(0x100000, 0x100000 + (8 << 15)).tolist() == [2 + 512] * 8
+    assert snapshots_equal(f.snapshot(), r.snapshot()) == []
+    for m in (f, r):
         m.offline_blocks(range(32, 40))
     assert f.pages.chunk_kinds(0x100000, 0x100000 + (8 << 15)).tolist() == [0] * 8
     assert f.pages.nr_chunks_with_bits() == boot_bits

@@ -55,6 +55,7 @@ cdef class PageState:
     cdef void _check(self, int64_t s, int64_t e) except *
     cdef void _expand(self, int64_t s, int64_t e, bint write) noexcept nogil
     cdef void _write_uniform(self, int64_t c) noexcept nogil
+    cdef bint _fold(self, int64_t c) noexcept nogil
     cdef void _uniform_counts(self, int64_t c, int64_t sign) noexcept nogil
     cdef bint _u_test(self, int64_t c, int plane, int64_t pfn) noexcept nogil
     cdef int64_t _u_next_head(self, int64_t cs, int64_t v, int64_t pos) noexcept nogil

@@ -319,6 +319,62 @@ cdef class PageState:
             p += <int64_t>1 << o
         return n
 
+    cdef bint _fold(self, int64_t c) noexcept nogil:
+        # a chunk whose planes hold a uniform state again goes back to its
+        # descriptor (or to CH_ZERO when every word is zero: all pages
+        # allocated movable, or none online), and its words to the host
+        cdef int64_t cs = c << self.chunk_order
+        cdef int64_t size = <int64_t>1 << self.chunk_order
+        cdef int64_t ce = cs + size, v, p, nheads = 0
+        cdef int o, q
+        cdef uint64_t* V = self.planes[P_VMEMMAP]
+        cdef uint64_t* B = self.planes[P_BUDDY]
+        cdef uint64_t* H = self.planes[P_HEAD]
+        if self.ch[c] != CH_BITS or ce > self.nr_pfns:
+            return False
+        for q in range(NPLANES):
+            if q != P_VMEMMAP and q != P_BUDDY and q != P_HEAD and \
+                    find_next_set(self.planes[q], cs, ce) < ce:
+                return False
+        v = find_next_zero(V, cs, ce) - cs
+        if count_bits(V, cs, ce) != v:
+            return False
+        if find_next_set(B, cs, ce) >= ce and find_next_set(H, cs, ce) >= ce and v == 0:
+            self.ch[c] = CH_ZERO
+            for q in range(NPLANES):
+                _zero_plane(self.planes[q], cs, ce)
+            return True
+        if count_bits(B, cs, ce) != size - v or (v < size and find_next_set(B, cs, ce) != cs + v):
+            return False
+        p = v
+        while p < size:
+            if not test_bit(H, cs + p):
+                return False
+            nheads += 1
+            o = ctz64(p)
+            if o > self.max_order:
+                o = self.max_order
+            p += <int64_t>1 << o
+        if count_bits(H, cs, ce) != nheads:
+            return False
+        for q in range(NPLANES):
+            _zero_plane(self.planes[q], cs, ce)
+        self.ch[c] = <uint32_t>(CH_UNIFORM + v)
+        self.nr_uniform += 1
+        return True
+
+    def fold(self, int64_t s, int64_t e):
+        """Fold the chunks of [s, e) whose planes hold a uniform state back to
+        descriptors; returns how many."""
+        self._check(s, e)
+        cdef int64_t c, n = 0
+        with nogil:
+            for c in range(s >> self.chunk_order,
+                           (e + (<int64_t>1 << self.chunk_order) - 1) >> self.chunk_order):
+                if self._fold(c):
+                    n += 1
+        return n
+
     def expand(self, int64_t s, int64_t e):
         """Write the uniform chunks of [s, e) out to the planes (for code that
         reads the planes directly: the scan strategies)."""
@@ -1011,7 +1067,7 @@ cdef class PageState:
     def free_pages(self, int64_t[::1] pfns):
         """Free single allocated pages (clearing P_UNMOVABLE); runs of consecutive
         pfns are freed as aligned chunks, which merges to the same final state."""
-        cdef int64_t i = 0, n = pfns.shape[0], s, e, pfn
+        cdef int64_t i = 0, n = pfns.shape[0], s, e, pfn, c, last
         cdef int order
         for i in range(n):
             self._check(pfns[i], pfns[i] + 1)
@@ -1035,6 +1091,13 @@ cdef class PageState:
                         order -= 1
                     self.free_one(pfn, order)
                     pfn += <int64_t>1 << order
+            # the chunks the pages were in, once each (pfns are sorted)
+            last = -1
+            for i in range(n):
+                c = pfns[i] >> self.chunk_order
+                if c != last:
+                    self._fold(c)
+                    last = c
 
     def take_range(self, int64_t s, int64_t e):
         """Allocate every page of [s, e), which must all be free: blocks inside go
@@ -1166,9 +1229,15 @@ cdef class PageState:
         cdef int64_t[::1] o = out
         if s >= e:
             return out[:0]
-        self._expand(s, e, False)
         cdef int64_t last = (e - 1) >> 6
-        for i in range(s >> 6, last + 1):
+        cdef int wshift = self.chunk_order - 6
+        i = (s >> 6) - 1
+        while i < last:
+            i += 1
+            if self.ch[i >> wshift] >= CH_UNIFORM:
+                # every page of a uniform chunk is a memmap page or free
+                i = (((i >> wshift) + 1) << wshift) - 1
+                continue
             if unmovable:
                 word = self.planes[P_UNMOVABLE][i]
             else:

@@ -509,6 +509,10 @@ def _child_rss_curve(online: str, points: list[int]) -> None:
         out.append({"pages_allocated": n,
                     "sections_touched": pages.nr_chunks_with_bits() - base_chunks,
                     "rss_above_online": current_rss() - base})
+    # freed again, the sections fold back to descriptors and their words go
+    m.free(kind="movable")
+    out.append({"pages_allocated": 0, "sections_touched": pages.nr_chunks_with_bits() - base_chunks,
+                "rss_above_online": current_rss() - base})
     print(json.dumps({"online": online, "rss_online": base, "curve": out}))
 
 
@@ -518,8 +522,9 @@ RSS_CURVE_POINTS: Final = (16, 256, 4096, 65536, 1 << 20)
 def rss_curve(online: str = "16T", points: tuple[int, ...] = RSS_CURVE_POINTS,
               timeout: float = 3600) -> dict[str, Any]:
     """RSS of a machine with ``online`` online movable, in a child process, as
-    movable pages are allocated at random over it (cumulative ``points``): the
-    RSS grows with the sections the allocations touch, not with the memory."""
+    movable pages are allocated at random over it (cumulative ``points``), and
+    once they are all freed again: the RSS follows the sections the
+    allocations touch, not the memory."""
     code = (f"from hotmem.bench import _child_rss_curve; "
             f"_child_rss_curve({online!r}, {list(points)!r})")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
