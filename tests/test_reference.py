@@ -10,11 +10,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from conftest import snapshots_equal
 from hotmem.errors import HotplugError
 from hotmem.invariants import check
 from hotmem.machine import Machine
-
-from conftest import snapshots_equal
 
 DIMM = 0x100000000
 BLOCK = 128 << 20
@@ -151,6 +150,26 @@ TestFastVsReferenceS390 = FastVsReferenceS390.TestCase
 # the reference walks every page of 256 MiB blocks: fewer, shorter runs
 TestFastVsReferenceS390.settings = settings(
     max_examples=15, stateful_step_count=12, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow])
+
+
+class FastVsReferenceMemmapFromBuddy(FastVsReference):
+    """memmap_on_memory=n: each hot-added block's memmap is allocated from
+    online memory, into sections the fast machine holds as descriptors."""
+
+    machine_args = dict(kernel="6.12", memmap_on_memory="n")
+
+
+class FastVsReference61(FastVsReference):
+    """6.1: ZONE_MOVABLE counts as lowmem in the watermarks."""
+
+    machine_args = dict(kernel="6.1", memmap_on_memory="y")
+
+
+TestFastVsReferenceMemmapFromBuddy = FastVsReferenceMemmapFromBuddy.TestCase
+TestFastVsReference61 = FastVsReference61.TestCase
+TestFastVsReferenceMemmapFromBuddy.settings = TestFastVsReference61.settings = settings(
+    max_examples=10, stateful_step_count=12, deadline=None,
     suppress_health_check=[HealthCheck.too_slow])
 
 
