@@ -8,9 +8,11 @@ from hotmem.machine import Machine
 DIMM = 0x100000000
 
 
-def run(kernel, seq, batch, backend="fast", boot="2G", prepare=None):
+def run(kernel, seq, batch, backend="fast", boot="2G", prepare=None, fast_paths=True):
     m = Machine(arch="x86_64", kernel=kernel, boot_memory=boot, memmap_on_memory="y",
                 backend=backend, max_memory="16G")
+    # False: every one-block online / offline goes through the design's steps
+    m.fast_paths = fast_paths and m.fast_paths
     m.add(DIMM, "2G")
     if prepare:
         prepare(m)
@@ -51,12 +53,14 @@ SEQUENCES = {
 @pytest.mark.parametrize("kernel", ["6.12", "6.1"])
 @pytest.mark.parametrize("name", list(SEQUENCES))
 def test_batch_equals_one_by_one(kernel, name):
-    a, ra = run(kernel, SEQUENCES[name], batch=False)
-    b, rb = run(kernel, SEQUENCES[name], batch=True)
-    assert ra == rb
-    assert snapshots_equal(a.snapshot(), b.snapshot()) == []
-    for za, zb in zip(a.zones, b.zones, strict=True):
-        assert za.span_state() == zb.span_state()
+    a, ra = run(kernel, SEQUENCES[name], batch=False, fast_paths=False)
+    for b, rb in (run(kernel, SEQUENCES[name], batch=True),
+                  run(kernel, SEQUENCES[name], batch=False)):
+        assert ra == rb
+        assert snapshots_equal(a.snapshot(), b.snapshot()) == []
+        for za, zb in zip(a.zones, b.zones, strict=True):
+            assert za.span_state() == zb.span_state()
+        assert a.min_free_kbytes == b.min_free_kbytes
 
 
 def test_batch_with_allocations_falls_back_per_block():
@@ -77,3 +81,49 @@ def test_batch_on_reference_backend():
     b, rb = run("6.12", seq, batch=True, backend="reference", boot="256M")
     assert ra == rb
     assert snapshots_equal(a.snapshot(), b.snapshot()) == []
+
+
+class _NoMemo(dict):
+    """A watermark memo that remembers nothing: every init_per_zone_wmark_min()
+    computes min_free_kbytes from scratch, as the kernel does."""
+
+    def __setitem__(self, key, value):
+        pass
+
+
+@pytest.mark.parametrize("kernel", ["6.12", "6.1"])
+@pytest.mark.parametrize("name", list(SEQUENCES))
+def test_memoised_watermarks_equal_computed(kernel, name):
+    def prepare(m):
+        m.wmark_memo = _NoMemo()
+    a, ra = run(kernel, SEQUENCES[name], batch=False, fast_paths=False, prepare=prepare)
+    b, rb = run(kernel, SEQUENCES[name], batch=False)
+    assert ra == rb and a.min_free_kbytes == b.min_free_kbytes
+    assert [z.span_state() for z in a.zones] == [z.span_state() for z in b.zones]
+    assert len(b.wmark_memo) > 0
+
+
+def test_compiled_watermark_arithmetic():
+    """_core.setup_per_zone_wmarks against __setup_per_zone_wmarks() written
+    out in Python, on zones up to petabytes (products beyond 64 bits)."""
+    import random
+
+    from hotmem import _core
+    from hotmem.mmzone import Zone
+    rng = random.Random(5)
+    for like in (True, False):
+        for _ in range(200):
+            zones = [Zone(0, zt, True) for zt in range(5)]
+            for z in zones:
+                z.managed_pages = rng.choice([0, rng.randrange(1 << 20), rng.randrange(1 << 42)])
+            pages_min = rng.choice([32, rng.randrange(1 << 16), rng.randrange(1 << 38)])
+            _core.setup_per_zone_wmarks(zones, pages_min, like, 3, 4, 32, 10)
+            lowmem = sum(z.managed_pages for z in zones
+                         if z.ztype != 4 and (z.ztype != 3 or not like))
+            for z in zones:
+                tmp = pages_min * z.managed_pages // lowmem if lowmem else 0
+                wmin = min(max(z.managed_pages // 1024, 32), 128) if z.ztype == 3 and like \
+                    else tmp
+                tmp = max(tmp >> 2, z.managed_pages * 10 // 10000)
+                assert (z.wmark_min, z.wmark_low, z.wmark_high, z.wmark_promo) == \
+                    (wmin, wmin + tmp, wmin + 2 * tmp, wmin + 3 * tmp)

@@ -82,3 +82,30 @@ def test_design_key_of_a_scenario_takes_a_plugin(tmp_path):
                 design=f"{PLUGIN}:RefusesEverything")
     [b] = m.add(0x100000000, "128M")
     assert m.nr_vmemmap_pages(b) == 0 and len(m.memmap_from_buddy[b]) == 512
+
+
+def test_a_plugin_that_overrides_online_is_not_bypassed():
+    """The compiled one-pass online path stands in for Mainline's own
+    online_block only: a subclass that changes it is called for every block,
+    one at a time or in a run."""
+    from hotmem.designs.mainline import Mainline
+
+    calls = []
+
+    class Counting(Mainline):
+        def online_block(self, m, blk, online_type):
+            calls.append(blk)
+            return super().online_block(m, blk, online_type)
+
+    assert designs.get("mainline").batchable and not Counting().batchable
+    m = Machine("x86_64", boot_memory="2G", memmap_on_memory="y", design=Counting())
+    m.add(0x100000000, "512M")
+    m.online(32, "online_movable")
+    m.online_blocks([33, 34, 35], "online_movable")
+    assert calls == [32, 33, 34, 35]
+    plain = Machine("x86_64", boot_memory="2G", memmap_on_memory="y")
+    plain.add(0x100000000, "512M")
+    plain.online(32, "online_movable")
+    plain.online_blocks([33, 34, 35], "online_movable")
+    from conftest import snapshots_equal
+    assert snapshots_equal(plain.snapshot(), m.snapshot()) == []

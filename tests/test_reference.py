@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from conftest import snapshots_equal
 from hotmem.errors import HotplugError
@@ -54,6 +54,31 @@ class FastVsReference(RuleBasedStateMachine):
     def add(self, slot, n):
         both(self.a, self.b, lambda m: m.add(DIMM + slot * self.block, n * self.block))
 
+    @initialize(n=st.integers(0, SLOTS), kind=st.sampled_from(
+        ["online", "online_kernel", "online_movable"]), batched=st.booleans())
+    def start_online(self, n, kind, batched):
+        """Most runs start with memory online and untouched (uniform chunks on
+        the fast machine), from which allocations and offlines move away."""
+        if n:
+            self.add_online(0, n, kind, batched)
+
+    @rule(slot=st.integers(0, SLOTS - 1), n=st.integers(1, 2), kind=st.sampled_from(
+        ["online", "online_kernel", "online_movable"]), batched=st.booleans())
+    def add_online(self, slot, n, kind, batched):
+        """A DIMM added and onlined as udev would (one write per block) or as a
+        scenario step does (online_blocks)."""
+        def go(m):
+            blocks = m.add(DIMM + slot * self.block, n * self.block)
+            if batched:
+                m.online_blocks(blocks, kind, stop_on_error=False)
+            else:
+                for blk in blocks:
+                    try:
+                        m.online(blk, kind)
+                    except HotplugError:
+                        pass
+        both(self.a, self.b, go)
+
     @rule(i=st.integers(0, SLOTS), kind=st.sampled_from(
         ["online", "online_kernel", "online_movable"]))
     def online(self, i, kind):
@@ -79,6 +104,31 @@ class FastVsReference(RuleBasedStateMachine):
     def free(self, pages, kind, seed):
         both(self.a, self.b, lambda m: m.free(pages, kind=kind, seed=seed))
 
+    @rule(i=st.integers(0, SLOTS), n=st.integers(1, SLOTS + 1), kind=st.sampled_from(
+        ["online", "online_kernel", "online_movable"]))
+    def online_many(self, i, n, kind):
+        out = []
+        both(self.a, self.b, lambda m: out.append(
+            [(blk, err and err.errno) for blk, err in m.online_blocks(
+                range(self.first_block + i, self.first_block + i + n), kind,
+                stop_on_error=False)]))
+        assert len(out) in (0, 2) and (not out or out[0] == out[1]), out
+
+    @rule(i=st.integers(0, SLOTS), n=st.integers(1, SLOTS + 1))
+    def offline_many(self, i, n):
+        out = []
+        both(self.a, self.b, lambda m: out.append(
+            [(blk, err and err.errno) for blk, err in m.offline_blocks(
+                range(self.first_block + i, self.first_block + i + n), stop_on_error=False)]))
+        assert len(out) in (0, 2) and (not out or out[0] == out[1]), out
+
+    @rule(i=st.integers(0, SLOTS))
+    def write_out(self, i):
+        """The fast machine writes block i's uniform chunks out to its planes:
+        the same state in the other representation."""
+        s, e = self.a.block_range(self.first_block + i)
+        self.a.pages.expand(s, min(e, self.a.nr_pfns))
+
     @invariant()
     def same_state(self):
         assert snapshots_equal(self.a.snapshot(), self.b.snapshot()) == []
@@ -100,6 +150,26 @@ TestFastVsReferenceS390 = FastVsReferenceS390.TestCase
 # the reference walks every page of 256 MiB blocks: fewer, shorter runs
 TestFastVsReferenceS390.settings = settings(
     max_examples=15, stateful_step_count=12, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow])
+
+
+class FastVsReferenceMemmapFromBuddy(FastVsReference):
+    """memmap_on_memory=n: each hot-added block's memmap is allocated from
+    online memory, into sections the fast machine holds as descriptors."""
+
+    machine_args = dict(kernel="6.12", memmap_on_memory="n")
+
+
+class FastVsReference61(FastVsReference):
+    """6.1: ZONE_MOVABLE counts as lowmem in the watermarks."""
+
+    machine_args = dict(kernel="6.1", memmap_on_memory="y")
+
+
+TestFastVsReferenceMemmapFromBuddy = FastVsReferenceMemmapFromBuddy.TestCase
+TestFastVsReference61 = FastVsReference61.TestCase
+TestFastVsReferenceMemmapFromBuddy.settings = TestFastVsReference61.settings = settings(
+    max_examples=10, stateful_step_count=12, deadline=None,
     suppress_health_check=[HealthCheck.too_slow])
 
 

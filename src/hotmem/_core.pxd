@@ -1,6 +1,6 @@
 # C-level API of hotmem's compiled core: bit-planes over pfns and the buddy
 # allocator's hot loops.  See _core.pyx for the meaning of each plane.
-from libc.stdint cimport uint64_t, int64_t, uint8_t
+from libc.stdint cimport uint64_t, int64_t, uint8_t, uint32_t
 
 cdef enum:
     P_VMEMMAP = 0      # self-hosted memmap page (mainline) / PageVmemmap (RFC)
@@ -28,8 +28,18 @@ cdef enum:
     FREE_GET_ORDER_ALIGNED = 2  # the 2019 fix: that order, lowered until pfn is aligned
     FREE_PAGE = 3           # one page at a time (before 2019)
 
+cdef enum:
+    CH_ZERO = 0        # every plane word of the chunk is zero
+    CH_BITS = 1        # the planes hold the chunk's state
+    CH_UNIFORM = 2     # CH_UNIFORM + v: v memmap pages, the rest free in natural blocks
+
 cdef class PageState:
     cdef uint64_t* planes[NPLANES]
+    cdef uint32_t* ch
+    cdef size_t ch_bytes
+    cdef readonly int chunk_order
+    cdef readonly int64_t nr_chunks
+    cdef readonly int64_t nr_uniform
     cdef uint8_t* pb_mt
     cdef uint8_t* pb_zone
     cdef size_t plane_bytes
@@ -43,6 +53,14 @@ cdef class PageState:
     cdef int64_t[:, :, ::1] _nr_free
 
     cdef void _check(self, int64_t s, int64_t e) except *
+    cdef void _expand(self, int64_t s, int64_t e, bint write) noexcept nogil
+    cdef void _write_uniform(self, int64_t c) noexcept nogil
+    cdef bint _fold(self, int64_t c) noexcept nogil
+    cdef void _uniform_counts(self, int64_t c, int64_t sign) noexcept nogil
+    cdef bint _u_test(self, int64_t c, int plane, int64_t pfn) noexcept nogil
+    cdef int64_t _u_next_head(self, int64_t cs, int64_t v, int64_t pos) noexcept nogil
+    cdef int64_t _find(self, int plane, int64_t s, int64_t e, bint want) noexcept nogil
+    cdef int64_t _uniform_count(self, int64_t c, int plane, int64_t a, int64_t b) noexcept nogil
     cdef void _check_pb_aligned(self, int64_t s, int64_t e) except *
     cdef int list_of(self, int64_t pfn) noexcept nogil
     cdef int zone_of(self, int64_t pfn) noexcept nogil

@@ -7,6 +7,19 @@ like SPARSEMEM, an absent or offline range costs no memory until it is written,
 and ``release`` hands fully cleared ranges back to the host.  Per pageblock there is
 one byte of migratetype (plus the isolate bit) and one byte of zone id.
 
+Beside the planes, each chunk of ``2**chunk_order`` pfns (a memory section when the
+machine passes it; at least a max-order block, so that no free block crosses a
+chunk) has a descriptor, as a run container beside bitmap containers: CH_ZERO
+(every plane word is zero, as after boot or ``release``), CH_BITS (the planes hold
+the state), or CH_UNIFORM + v: the first v pages are memmap pages (P_VMEMMAP) and
+the rest are free, in the natural blocks that onlining leaves (the largest
+aligned blocks up to max order), while the plane words stay zero.  Onlining a
+block of untouched chunks writes only descriptors and pageblock bytes, and
+offlining it drops them, so a machine of many TiB online and unallocated costs
+a few bytes per chunk.  Every method sees the same state in both forms: those
+that need bits write a uniform chunk out first (``_expand``), ``count`` reads the
+descriptor, and ``release`` of whole chunks folds them back to CH_ZERO.
+
 A free buddy block of order ``o`` at ``pfn`` is: P_HEAD set at ``pfn`` and P_BUDDY set
 on all ``2**o`` pages.  Its order is not stored: the block ends where the next head
 or the next non-free page begins, so ``head_order`` recovers it with a word scan.
@@ -17,7 +30,7 @@ matches the pageblock.  ``nr_free[zid, migratetype, order]`` counts the blocks.
 Everything here is policy-free: the Python layer decides zones, eras and errors.
 """
 import numpy as np
-from libc.stdint cimport uint64_t, int64_t, uint8_t, int8_t
+from libc.stdint cimport uint64_t, int64_t, uint8_t, int8_t, uint32_t, int16_t, int32_t
 from libc.string cimport memset
 from posix.mman cimport (mmap, munmap, madvise, PROT_READ, PROT_WRITE, MAP_PRIVATE,
                          MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED, MADV_DONTNEED)
@@ -56,19 +69,132 @@ cdef void _release_bytes(uint8_t* base, size_t start, size_t end) noexcept nogil
         memset(base + start, 0, end - start)
 
 
+cdef void _zero_plane(uint64_t* w, int64_t s, int64_t e) noexcept nogil:
+    # clear pfns [s, e) of a plane; partial words at the edges keep the bits
+    # outside, whole host pages go back to the host
+    cdef int64_t ws = (s + 63) >> 6
+    cdef int64_t we = e >> 6
+    if we <= ws:
+        clear_bits(w, s, e)
+    else:
+        clear_bits(w, s, ws << 6)
+        clear_bits(w, we << 6, e)
+        _release_bytes(<uint8_t*>w, <size_t>ws * 8, <size_t>we * 8)
+
+
+cdef inline void _set_clipped(uint64_t* o, int64_t a, int64_t b, int64_t lo, int64_t hi,
+                              int64_t base) noexcept nogil:
+    # set the bits of [a, b) clipped to [lo, hi), pfns counted from base
+    if a < lo:
+        a = lo
+    if b > hi:
+        b = hi
+    if a < b:
+        set_bits(o, a - base, b - base)
+
+
+# ---------------------------------------------------------------- watermarks
+
+cdef extern from *:
+    ctypedef long long i128 "__int128"
+
+
+def _wmarks_wide(z, pages_min, lowmem, bint highmem_like, swap_cluster_max, scale_factor):
+    managed = z.managed_pages
+    tmp = pages_min * managed // lowmem
+    wmin = min(max(managed // 1024, swap_cluster_max), 128) if highmem_like else tmp
+    tmp = max(tmp >> 2, managed * scale_factor // 10000)
+    z.wmark_min = wmin
+    z.wmark_low = wmin + tmp
+    z.wmark_high = wmin + 2 * tmp
+    z.wmark_promo = wmin + 3 * tmp
+
+
+def setup_per_zone_wmarks(list zones, int64_t pages_min, bint movable_like_highmem,
+                          int zone_movable, int zone_device, int64_t swap_cluster_max,
+                          int64_t scale_factor):
+    """The arithmetic of page_alloc.setup_per_zone_wmarks() over the zones (Zone
+    objects), exact for any managed count (128-bit products); the kernel's
+    constants come from the caller."""
+    cdef int64_t lowmem = 0, managed, tmp, wmin, t2
+    cdef int zt
+    for z in zones:
+        zt = z.ztype
+        if zt != zone_device and (zt != zone_movable or not movable_like_highmem):
+            lowmem += <int64_t>z.managed_pages
+    cdef i128 wide
+    for z in zones:
+        zt = z.ztype
+        managed = z.managed_pages
+        wide = (<i128>pages_min * managed) // lowmem if lowmem else 0
+        if wide > (<i128>1 << 60):
+            # beyond 64-bit sums: the same arithmetic on Python integers
+            _wmarks_wide(z, pages_min, lowmem, zt == zone_movable and movable_like_highmem,
+                         swap_cluster_max, scale_factor)
+            continue
+        tmp = <int64_t>wide
+        if zt == zone_movable and movable_like_highmem:
+            wmin = managed // 1024
+            if wmin < swap_cluster_max:
+                wmin = swap_cluster_max
+            if wmin > 128:
+                wmin = 128
+        else:
+            wmin = tmp
+        t2 = <int64_t>((<i128>managed * scale_factor) // 10000)
+        tmp = tmp >> 2
+        if t2 > tmp:
+            tmp = t2
+        z.wmark_min = wmin
+        z.wmark_low = wmin + tmp
+        z.wmark_high = wmin + 2 * tmp
+        z.wmark_promo = wmin + 3 * tmp
+
+
+def wmark_inputs(list zones, int zone_normal, int zone_movable, int zone_device,
+                 bint movable_like_highmem):
+    """What min_free_kbytes depends on in the zones (page_alloc.
+    init_per_zone_wmark_min): managed, present and high watermark of each zone
+    up to zone_normal, then the lowmem pages."""
+    cdef list out = []
+    cdef int64_t lowmem = 0
+    cdef int zt
+    for z in zones:
+        zt = z.ztype
+        if zt <= zone_normal:
+            out.append(z.managed_pages)
+            out.append(z.present_pages)
+            out.append(z.wmark_high)
+        if zt != zone_device and (zt != zone_movable or not movable_like_highmem):
+            lowmem += <int64_t>z.managed_pages
+    out.append(lowmem)
+    return tuple(out)
+
+
 # ---------------------------------------------------------------- page state
 
 cdef class PageState:
     """Bit-planes, pageblock bytes and free-list counters of one machine."""
 
-    def __cinit__(self, int64_t nr_pfns, int pageblock_order, int max_order, int n_zids):
+    def __cinit__(self, int64_t nr_pfns, int pageblock_order, int max_order, int n_zids,
+                  int chunk_order=-1):
         cdef int p
         for p in range(NPLANES):
             self.planes[p] = NULL
         self.pb_mt = NULL
         self.pb_zone = NULL
+        self.ch = NULL
         if nr_pfns <= 0 or pageblock_order < 0 or max_order < 0 or n_zids <= 0:
             raise ValueError("bad PageState geometry")
+        if chunk_order < 0:
+            chunk_order = max(max_order, pageblock_order, 6)
+        if chunk_order < max_order or chunk_order < pageblock_order or chunk_order < 6 \
+                or chunk_order > 40:
+            raise ValueError(f"chunk_order {chunk_order} is below max order, pageblock "
+                             "order or a word, or above 40")
+        self.chunk_order = chunk_order
+        self.nr_chunks = (nr_pfns + (<int64_t>1 << chunk_order) - 1) >> chunk_order
+        self.nr_uniform = 0
         self.nr_pfns = nr_pfns
         self.pageblock_order = pageblock_order
         self.max_order = max_order
@@ -81,6 +207,8 @@ cdef class PageState:
             self.planes[p] = <uint64_t*>_map(self.plane_bytes)
         self.pb_mt = <uint8_t*>_map(self.pb_bytes)
         self.pb_zone = <uint8_t*>_map(self.pb_bytes)
+        self.ch_bytes = <size_t>self.nr_chunks * sizeof(uint32_t)
+        self.ch = <uint32_t*>_map(self.ch_bytes)
         self.nr_free = np.zeros((n_zids, MIGRATE_TYPES, max_order + 1), dtype=np.int64)
         self._nr_free = self.nr_free
 
@@ -93,6 +221,8 @@ cdef class PageState:
             munmap(self.pb_mt, self.pb_bytes)
         if self.pb_zone != NULL:
             munmap(self.pb_zone, self.pb_bytes)
+        if self.ch != NULL:
+            munmap(self.ch, self.ch_bytes)
 
     cdef inline int list_of(self, int64_t pfn) noexcept nogil:
         cdef uint8_t b = self.pb_mt[pfn >> self.pageblock_order]
@@ -105,30 +235,216 @@ cdef class PageState:
         if s < 0 or e > self.nr_pfns or s > e:
             raise IndexError(f"pfn range [{s:#x}, {e:#x}) outside [0, {self.nr_pfns:#x})")
 
+    # ------------------------------------------------------------ chunks
+
+    cdef void _expand(self, int64_t s, int64_t e, bint write) noexcept nogil:
+        # the chunks of [s, e) (at least the one holding s; the one holding e
+        # when e is inside it) in the planes: uniform ones are written out and,
+        # with write, zero ones are marked as holding bits.  A free block never
+        # crosses a chunk, so buddies, heads and orders of pfns in these chunks
+        # are all in them.
+        cdef int64_t c, c1
+        cdef uint32_t k
+        if self.nr_uniform == 0 and not write:
+            return
+        c = s >> self.chunk_order
+        c1 = (e + (<int64_t>1 << self.chunk_order) - 1) >> self.chunk_order
+        if c1 <= c:
+            c1 = c + 1
+        if c1 > self.nr_chunks:
+            c1 = self.nr_chunks
+        while c < c1:
+            k = self.ch[c]
+            if k >= CH_UNIFORM:
+                self._write_uniform(c)
+            elif write and k == CH_ZERO:
+                self.ch[c] = CH_BITS
+            c += 1
+
+    cdef void _write_uniform(self, int64_t c) noexcept nogil:
+        # a uniform chunk into the planes (its words are zero until now)
+        cdef int64_t base = c << self.chunk_order
+        cdef int64_t size = <int64_t>1 << self.chunk_order
+        cdef int64_t v = self.ch[c] - CH_UNIFORM, p
+        cdef int o
+        set_bits(self.planes[P_VMEMMAP], base, base + v)
+        set_bits(self.planes[P_BUDDY], base + v, base + size)
+        p = v
+        while p < size:
+            o = ctz64(p)
+            if o > self.max_order:
+                o = self.max_order
+            self.planes[P_HEAD][(base + p) >> 6] |= (<uint64_t>1) << ((base + p) & 63)
+            p += <int64_t>1 << o
+        self.ch[c] = CH_BITS
+        self.nr_uniform -= 1
+
+    cdef void _uniform_counts(self, int64_t c, int64_t sign) noexcept nogil:
+        # add (sign 1) or take (sign -1) the free blocks of uniform chunk c to or
+        # from nr_free, each on the list of its pageblock
+        cdef int64_t base = c << self.chunk_order
+        cdef int64_t size = <int64_t>1 << self.chunk_order
+        cdef int64_t p = self.ch[c] - CH_UNIFORM
+        cdef int o
+        while p < size:
+            o = ctz64(p)
+            if o > self.max_order:
+                o = self.max_order
+            self._nr_free[self.zone_of(base + p), self.list_of(base + p), o] += sign
+            p += <int64_t>1 << o
+
+    cdef int64_t _uniform_count(self, int64_t c, int plane, int64_t a, int64_t b) noexcept nogil:
+        # bits of ``plane`` set in [a, b) (inside uniform chunk c)
+        cdef int64_t base = c << self.chunk_order
+        cdef int64_t size = <int64_t>1 << self.chunk_order
+        cdef int64_t v = self.ch[c] - CH_UNIFORM, p, lo, hi, n = 0
+        cdef int o
+        if plane == P_VMEMMAP or plane == P_BUDDY:
+            lo = base if plane == P_VMEMMAP else base + v
+            hi = base + v if plane == P_VMEMMAP else base + size
+            if a > lo:
+                lo = a
+            if b < hi:
+                hi = b
+            return hi - lo if hi > lo else 0
+        if plane != P_HEAD:
+            return 0
+        p = v
+        while p < size:
+            if a <= base + p < b:
+                n += 1
+            o = ctz64(p)
+            if o > self.max_order:
+                o = self.max_order
+            p += <int64_t>1 << o
+        return n
+
+    cdef bint _fold(self, int64_t c) noexcept nogil:
+        # a chunk whose planes hold a uniform state again goes back to its
+        # descriptor (or to CH_ZERO when every word is zero: all pages
+        # allocated movable, or none online), and its words to the host
+        cdef int64_t cs = c << self.chunk_order
+        cdef int64_t size = <int64_t>1 << self.chunk_order
+        cdef int64_t ce = cs + size, v, p, nheads = 0
+        cdef int o, q
+        cdef uint64_t* V = self.planes[P_VMEMMAP]
+        cdef uint64_t* B = self.planes[P_BUDDY]
+        cdef uint64_t* H = self.planes[P_HEAD]
+        if self.ch[c] != CH_BITS or ce > self.nr_pfns:
+            return False
+        for q in range(NPLANES):
+            if q != P_VMEMMAP and q != P_BUDDY and q != P_HEAD and \
+                    find_next_set(self.planes[q], cs, ce) < ce:
+                return False
+        v = find_next_zero(V, cs, ce) - cs
+        if count_bits(V, cs, ce) != v:
+            return False
+        if find_next_set(B, cs, ce) >= ce and find_next_set(H, cs, ce) >= ce and v == 0:
+            self.ch[c] = CH_ZERO
+            for q in range(NPLANES):
+                _zero_plane(self.planes[q], cs, ce)
+            return True
+        if count_bits(B, cs, ce) != size - v or (v < size and find_next_set(B, cs, ce) != cs + v):
+            return False
+        p = v
+        while p < size:
+            if not test_bit(H, cs + p):
+                return False
+            nheads += 1
+            o = ctz64(p)
+            if o > self.max_order:
+                o = self.max_order
+            p += <int64_t>1 << o
+        if count_bits(H, cs, ce) != nheads:
+            return False
+        for q in range(NPLANES):
+            _zero_plane(self.planes[q], cs, ce)
+        self.ch[c] = <uint32_t>(CH_UNIFORM + v)
+        self.nr_uniform += 1
+        return True
+
+    def fold(self, int64_t s, int64_t e):
+        """Fold the chunks of [s, e) whose planes hold a uniform state back to
+        descriptors; returns how many."""
+        self._check(s, e)
+        cdef int64_t c, n = 0
+        with nogil:
+            for c in range(s >> self.chunk_order,
+                           (e + (<int64_t>1 << self.chunk_order) - 1) >> self.chunk_order):
+                if self._fold(c):
+                    n += 1
+        return n
+
+    def expand(self, int64_t s, int64_t e):
+        """Write the uniform chunks of [s, e) out to the planes (for code that
+        reads the planes directly: the scan strategies)."""
+        self._check(s, e)
+        with nogil:
+            self._expand(s, e, False)
+
+    def chunk_kinds(self, int64_t s, int64_t e):
+        """The descriptors of the chunks holding [s, e): 0 zero, 1 bits, 2 + v
+        uniform with v memmap pages (uint32)."""
+        self._check(s, e)
+        cdef int64_t c0 = s >> self.chunk_order
+        cdef int64_t c1 = (e + (<int64_t>1 << self.chunk_order) - 1) >> self.chunk_order
+        out = np.empty(max(c1 - c0, 0), dtype=np.uint32)
+        cdef uint32_t[::1] o = out
+        cdef int64_t c
+        for c in range(c0, c1):
+            o[c - c0] = self.ch[c]
+        return out
+
+    def nr_chunks_with_bits(self):
+        """Chunks whose state is in the planes (CH_BITS)."""
+        cdef int64_t c, n = 0
+        with nogil:
+            for c in range(self.nr_chunks):
+                if self.ch[c] == CH_BITS:
+                    n += 1
+        return n
+
     # ------------------------------------------------------------ plane access
 
     def set(self, int plane, int64_t s, int64_t e):
         """Set ``plane`` bits for pfns [s, e)."""
         self._check(s, e)
         with nogil:
+            self._expand(s, e, True)
             set_bits(self.planes[plane], s, e)
 
     def clear(self, int plane, int64_t s, int64_t e):
         """Clear ``plane`` bits for pfns [s, e)."""
         self._check(s, e)
         with nogil:
+            self._expand(s, e, True)
             clear_bits(self.planes[plane], s, e)
 
     def count(self, int plane, int64_t s, int64_t e):
         """Number of ``plane`` bits set in [s, e)."""
         self._check(s, e)
-        cdef int64_t n
+        cdef int64_t n = 0, pos = s, c, ce
         with nogil:
-            n = count_bits(self.planes[plane], s, e)
+            if self.nr_uniform == 0:
+                n = count_bits(self.planes[plane], s, e)
+            else:
+                while pos < e:
+                    c = pos >> self.chunk_order
+                    ce = (c + 1) << self.chunk_order
+                    if ce > e:
+                        ce = e
+                    if self.ch[c] >= CH_UNIFORM:
+                        n += self._uniform_count(c, plane, pos, ce)
+                    else:
+                        n += count_bits(self.planes[plane], pos, ce)
+                    pos = ce
         return n
 
     def test(self, int plane, int64_t pfn):
         self._check(pfn, pfn + 1)
+        cdef int64_t c = pfn >> self.chunk_order
+        if self.ch[c] >= CH_UNIFORM:
+            return bool(self._u_test(c, plane, pfn))
         return bool(test_bit(self.planes[plane], pfn))
 
     def find_set(self, int plane, int64_t s, int64_t e):
@@ -136,7 +452,7 @@ cdef class PageState:
         self._check(s, e)
         cdef int64_t r
         with nogil:
-            r = find_next_set(self.planes[plane], s, e)
+            r = self._find(plane, s, e, True)
         return -1 if r >= e else r
 
     def find_clear(self, int plane, int64_t s, int64_t e):
@@ -144,49 +460,190 @@ cdef class PageState:
         self._check(s, e)
         cdef int64_t r
         with nogil:
-            r = find_next_zero(self.planes[plane], s, e)
+            r = self._find(plane, s, e, False)
         return -1 if r >= e else r
 
+    cdef bint _u_test(self, int64_t c, int plane, int64_t pfn) noexcept nogil:
+        # bit ``plane`` of pfn in uniform chunk c
+        cdef int64_t rel = pfn - (c << self.chunk_order)
+        cdef int64_t v = self.ch[c] - CH_UNIFORM
+        cdef int k
+        if plane == P_VMEMMAP:
+            return rel < v
+        if plane == P_BUDDY:
+            return rel >= v
+        if plane != P_HEAD or rel < v:
+            return False
+        # the natural blocks of [v, size) start at round_up(v, 2**k) for each
+        # k below max order, then at every multiple of 2**max_order
+        k = ctz64(rel)
+        if k >= self.max_order:
+            return True
+        return ((v + (<int64_t>1 << k) - 1) >> k << k) == rel
+
+    cdef int64_t _u_next_head(self, int64_t cs, int64_t v, int64_t pos) noexcept nogil:
+        # the first head at or after pos of the natural blocks of a uniform
+        # chunk at cs with v memmap pages; the chunk end if none
+        cdef int64_t size = <int64_t>1 << self.chunk_order, p = v
+        cdef int o
+        while p < size and cs + p < pos:
+            o = ctz64(p)
+            if o > self.max_order:
+                o = self.max_order
+            p += <int64_t>1 << o
+        return cs + p
+
+    cdef int64_t _find(self, int plane, int64_t s, int64_t e, bint want) noexcept nogil:
+        # first pfn of [s, e) whose ``plane`` bit is ``want``, or e
+        cdef int64_t pos = s, c, ce, r, cs, v, lo, hi
+        if self.nr_uniform == 0:
+            return find_next_set(self.planes[plane], s, e) if want else \
+                find_next_zero(self.planes[plane], s, e)
+        while pos < e:
+            c = pos >> self.chunk_order
+            cs = c << self.chunk_order
+            ce = cs + (<int64_t>1 << self.chunk_order)
+            if ce > e:
+                ce = e
+            if self.ch[c] < CH_UNIFORM:
+                r = find_next_set(self.planes[plane], pos, ce) if want else \
+                    find_next_zero(self.planes[plane], pos, ce)
+                if r < ce:
+                    return r
+            elif plane == P_VMEMMAP or plane == P_BUDDY:
+                v = self.ch[c] - CH_UNIFORM
+                lo = cs if plane == P_VMEMMAP else cs + v
+                hi = cs + v if plane == P_VMEMMAP else cs + (<int64_t>1 << self.chunk_order)
+                if want:
+                    r = lo if lo > pos else pos
+                    if r < hi and r < ce:
+                        return r
+                else:
+                    if pos < lo or pos >= hi:
+                        return pos
+                    if hi < ce:
+                        return hi
+            elif plane == P_HEAD:
+                if want:
+                    v = self.ch[c] - CH_UNIFORM
+                    r = self._u_next_head(cs, v, pos)
+                    if r < ce:
+                        return r
+                else:
+                    r = pos
+                    while r < ce and self._u_test(c, plane, r):
+                        r += 1
+                    if r < ce:
+                        return r
+            elif not want:
+                return pos
+            pos = ce
+        return e
+
     def words(self, int plane, int64_t s, int64_t e):
-        """Copy of the words holding pfns [s, e); s and e must be multiples of 64."""
+        """Copy of the words holding pfns [s, e); s and e must be multiples of 64.
+        Uniform chunks are read from their descriptor (nothing is written out)."""
         self._check(s, e)
         if s & 63 or e & 63:
             raise ValueError("words() needs 64-aligned pfns")
         cdef int64_t n = (e - s) >> 6
         out = np.empty(n, dtype=np.uint64)
         cdef uint64_t[::1] o = out
-        cdef int64_t i, base = s >> 6
+        cdef int64_t i, base = s >> 6, c, cs, ce, pos, v, p, hb, size
         cdef uint64_t* w = self.planes[plane]
+        cdef int order
+        if n == 0:
+            return out
         with nogil:
-            for i in range(n):
-                o[i] = w[base + i]
+            if self.nr_uniform == 0:
+                for i in range(n):
+                    o[i] = w[base + i]
+            else:
+                pos = s
+                size = <int64_t>1 << self.chunk_order
+                while pos < e:
+                    c = pos >> self.chunk_order
+                    cs = c << self.chunk_order
+                    ce = cs + size
+                    if ce > e:
+                        ce = e
+                    if self.ch[c] < CH_UNIFORM:
+                        for i in range((pos >> 6) - base, (ce >> 6) - base):
+                            o[i] = w[base + i]
+                    else:
+                        # the descriptor's bits, as pfns relative to out[0]
+                        memset(&o[(pos >> 6) - base], 0, ((ce - pos) >> 6) * 8)
+                        v = self.ch[c] - CH_UNIFORM
+                        if plane == P_VMEMMAP:
+                            _set_clipped(&o[0], cs, cs + v, pos, ce, s)
+                        elif plane == P_BUDDY:
+                            _set_clipped(&o[0], cs + v, cs + size, pos, ce, s)
+                        elif plane == P_HEAD:
+                            p = v
+                            while p < size:
+                                hb = cs + p
+                                if pos <= hb < ce:
+                                    o[(hb - s) >> 6] |= (<uint64_t>1) << ((hb - s) & 63)
+                                order = ctz64(p)
+                                if order > self.max_order:
+                                    order = self.max_order
+                                p += <int64_t>1 << order
+                    pos = ce
         return out
 
     def release(self, int64_t s, int64_t e, planes=None):
         """Zero pfns [s, e) of the given planes (all if None) and their pageblock
-        bytes when all planes are released; give whole host pages back."""
+        bytes when all planes are released; give whole host pages back.  Whole
+        chunks released in all planes become CH_ZERO (a uniform one without
+        touching its words, which are zero)."""
         self._check(s, e)
         cdef int p
-        cdef int64_t ws, we
-        sel = range(NPLANES) if planes is None else planes
-        for p in sel:
+        cdef int64_t cs, ce, c, run
+        cdef int64_t csize = <int64_t>1 << self.chunk_order
+        if planes is not None:
             with nogil:
-                # partial words at the edges keep the bits outside [s, e)
-                ws = (s + 63) >> 6
-                we = e >> 6
-                if we <= ws:
-                    clear_bits(self.planes[p], s, e)
-                else:
-                    clear_bits(self.planes[p], s, ws << 6)
-                    clear_bits(self.planes[p], we << 6, e)
-                    _release_bytes(<uint8_t*>self.planes[p], <size_t>ws * 8, <size_t>we * 8)
-        if planes is None:
-            self._check_pb_aligned(s, e)
-            with nogil:
-                _release_bytes(self.pb_mt, <size_t>(s >> self.pageblock_order),
-                               <size_t>(e >> self.pageblock_order))
-                _release_bytes(self.pb_zone, <size_t>(s >> self.pageblock_order),
-                               <size_t>(e >> self.pageblock_order))
+                self._expand(s, e, True)
+            for p in planes:
+                with nogil:
+                    _zero_plane(self.planes[p], s, e)
+            return
+        self._check_pb_aligned(s, e)
+        cs = (s + csize - 1) >> self.chunk_order   # chunks wholly inside [s, e)
+        ce = e >> self.chunk_order
+        with nogil:
+            if ce <= cs:
+                self._expand(s, e, True)
+                for p in range(NPLANES):
+                    _zero_plane(self.planes[p], s, e)
+            else:
+                # the edges, then each run of chunks whose words hold bits
+                if s < (cs << self.chunk_order):
+                    self._expand(s, cs << self.chunk_order, True)
+                    for p in range(NPLANES):
+                        _zero_plane(self.planes[p], s, cs << self.chunk_order)
+                if (ce << self.chunk_order) < e:
+                    self._expand(ce << self.chunk_order, e, True)
+                    for p in range(NPLANES):
+                        _zero_plane(self.planes[p], ce << self.chunk_order, e)
+                c = cs
+                while c < ce:
+                    if self.ch[c] != CH_BITS:
+                        if self.ch[c] >= CH_UNIFORM:
+                            self.nr_uniform -= 1
+                        self.ch[c] = CH_ZERO
+                        c += 1
+                        continue
+                    run = c
+                    while c < ce and self.ch[c] == CH_BITS:
+                        self.ch[c] = CH_ZERO
+                        c += 1
+                    for p in range(NPLANES):
+                        _zero_plane(self.planes[p], run << self.chunk_order,
+                                    c << self.chunk_order)
+            _release_bytes(self.pb_mt, <size_t>(s >> self.pageblock_order),
+                           <size_t>(e >> self.pageblock_order))
+            _release_bytes(self.pb_zone, <size_t>(s >> self.pageblock_order),
+                           <size_t>(e >> self.pageblock_order))
 
     cdef void _check_pb_aligned(self, int64_t s, int64_t e) except *:
         cdef int64_t m = (<int64_t>1 << self.pageblock_order) - 1
@@ -249,6 +706,7 @@ cdef class PageState:
         cdef int64_t pb
         cdef uint8_t b
         with nogil:
+            self._expand(s, e, True)
             self.split_at(s)
             self.split_at(e)
             for pb in range(s >> self.pageblock_order, e >> self.pageblock_order):
@@ -264,6 +722,7 @@ cdef class PageState:
         self._check_pb_aligned(s, e)
         cdef int64_t pb, n = 0
         with nogil:
+            self._expand(s, e, True)
             self.split_at(s)
             self.split_at(e)
             for pb in range(s >> self.pageblock_order, e >> self.pageblock_order):
@@ -283,6 +742,7 @@ cdef class PageState:
         cdef int64_t pb, n = 0, ps, pe, h
         cdef int o
         with nogil:
+            self._expand(s, e, True)
             for pb in range(s >> self.pageblock_order, e >> self.pageblock_order):
                 if not (self.pb_mt[pb] & PB_ISOLATE):
                     continue
@@ -415,6 +875,7 @@ cdef class PageState:
     def head_order_of(self, int64_t pfn):
         """Order of the free block whose head is pfn, or -1."""
         self._check(pfn, pfn + 1)
+        self._expand(pfn, pfn + 1, False)
         if not test_bit(self.planes[P_HEAD], pfn):
             return -1
         return self.head_order(pfn)
@@ -454,6 +915,8 @@ cdef class PageState:
         cdef int64_t pfn = s, freed = 0, size
         cdef int order
         cdef bint aligned
+        with nogil:
+            self._expand(s, e, True)
         if strategy != FREE_GET_ORDER:
             with nogil:
                 freed = self._free_aligned(s, e, strategy)
@@ -496,9 +959,12 @@ cdef class PageState:
         self._check_pb_aligned(start, start + ppb)
         if strategy == FREE_GET_ORDER:
             raise ValueError("online_blocks: get_order chunks need free_range()")
-        cdef int64_t b, s, pb, freed = 0
+        cdef int64_t b, s, pb, freed = 0, c, c0, c1, vc
         cdef int64_t pbv = nr_vmemmap >> self.pageblock_order
         cdef int64_t pbn = ppb >> self.pageblock_order
+        cdef int64_t csize = <int64_t>1 << self.chunk_order
+        cdef bint whole = (start & (csize - 1)) == 0 and (ppb & (csize - 1)) == 0
+        cdef bint uniform
         with nogil:
             for b in range(n):
                 s = start + b * ppb
@@ -506,6 +972,29 @@ cdef class PageState:
                     self.pb_mt[(s >> self.pageblock_order) + pb] = (
                         MIGRATE_UNMOVABLE if pb < pbv else MIGRATE_MOVABLE)
                     self.pb_zone[(s >> self.pageblock_order) + pb] = <uint8_t>(zid + 1)
+                c0 = s >> self.chunk_order
+                c1 = (s + ppb) >> self.chunk_order
+                uniform = whole
+                if uniform:
+                    for c in range(c0, c1):
+                        if self.ch[c] != CH_ZERO:
+                            uniform = False
+                            break
+                if uniform:
+                    # the memmap pages and the natural free blocks that freeing
+                    # and merging every other page leaves, as descriptors
+                    for c in range(c0, c1):
+                        vc = nr_vmemmap - ((c - c0) << self.chunk_order)
+                        if vc < 0:
+                            vc = 0
+                        if vc > csize:
+                            vc = csize
+                        self.ch[c] = <uint32_t>(CH_UNIFORM + vc)
+                        self.nr_uniform += 1
+                        self._uniform_counts(c, 1)
+                        freed += csize - vc
+                    continue
+                self._expand(s, s + ppb, True)
                 set_bits(self.planes[P_VMEMMAP], s, s + nr_vmemmap)
                 freed += self._free_aligned(s + nr_vmemmap, s + ppb, strategy)
         return freed
@@ -517,10 +1006,35 @@ cdef class PageState:
         Returns the free pages removed."""
         self._check(start, start + n * ppb)
         self._check_pb_aligned(start, start + ppb)
-        cdef int64_t b, s, removed = 0
+        cdef int64_t b, s, removed = 0, c, c0, c1, vc
+        cdef int64_t csize = <int64_t>1 << self.chunk_order
+        cdef bint whole = (start & (csize - 1)) == 0 and (ppb & (csize - 1)) == 0
+        cdef bint uniform
         with nogil:
             for b in range(n):
                 s = start + b * ppb
+                c0 = s >> self.chunk_order
+                c1 = (s + ppb) >> self.chunk_order
+                uniform = whole
+                if uniform:
+                    for c in range(c0, c1):
+                        vc = nr_vmemmap - ((c - c0) << self.chunk_order)
+                        if vc < 0:
+                            vc = 0
+                        if vc > csize:
+                            vc = csize
+                        if self.ch[c] != <uint32_t>(CH_UNIFORM + vc):
+                            uniform = False
+                            break
+                if uniform:
+                    for c in range(c0, c1):
+                        vc = self.ch[c] - CH_UNIFORM
+                        self._uniform_counts(c, -1)
+                        removed += csize - vc
+                        self.ch[c] = CH_ZERO
+                        self.nr_uniform -= 1
+                    continue
+                self._expand(s, s + ppb, True)
                 removed += self._remove_free(s + nr_vmemmap, s + ppb)
                 clear_bits(self.planes[P_VMEMMAP], s, s + nr_vmemmap)
         self.release(start, start + n * ppb)
@@ -553,7 +1067,7 @@ cdef class PageState:
     def free_pages(self, int64_t[::1] pfns):
         """Free single allocated pages (clearing P_UNMOVABLE); runs of consecutive
         pfns are freed as aligned chunks, which merges to the same final state."""
-        cdef int64_t i = 0, n = pfns.shape[0], s, e, pfn
+        cdef int64_t i = 0, n = pfns.shape[0], s, e, pfn, c, last
         cdef int order
         for i in range(n):
             self._check(pfns[i], pfns[i] + 1)
@@ -566,6 +1080,7 @@ cdef class PageState:
                     e += 1
                     i += 1
                 i += 1
+                self._expand(s, e, True)
                 clear_bits(self.planes[P_UNMOVABLE], s, e)
                 pfn = s
                 while pfn < e:
@@ -576,6 +1091,13 @@ cdef class PageState:
                         order -= 1
                     self.free_one(pfn, order)
                     pfn += <int64_t>1 << order
+            # the chunks the pages were in, once each (pfns are sorted)
+            last = -1
+            for i in range(n):
+                c = pfns[i] >> self.chunk_order
+                if c != last:
+                    self._fold(c)
+                    last = c
 
     def take_range(self, int64_t s, int64_t e):
         """Allocate every page of [s, e), which must all be free: blocks inside go
@@ -583,6 +1105,7 @@ cdef class PageState:
         self._check(s, e)
         if s >= e:
             return
+        self._expand(s, e, True)
         if count_bits(self.planes[P_BUDDY], s, e) != e - s:
             raise ValueError(f"take_range: pfns [{s:#x}, {e:#x}) are not all free")
         with nogil:
@@ -620,6 +1143,7 @@ cdef class PageState:
         self._check(s, e)
         cdef int64_t n
         with nogil:
+            self._expand(s, e, True)
             n = self._remove_free(s, e)
         return n
 
@@ -638,6 +1162,7 @@ cdef class PageState:
         cdef const uint64_t* V = self.planes[P_VMEMMAP]
         cdef const uint64_t* U = self.planes[P_UNMOVABLE]
         with nogil:
+            self._expand(s, e, False)
             while i <= last:
                 word = R[i]
                 if skip_vmemmap:
@@ -667,6 +1192,7 @@ cdef class PageState:
         cdef const uint64_t* V = self.planes[P_VMEMMAP]
         cdef const uint64_t* O = self.planes[P_OFFLINE]
         with nogil:
+            self._expand(s, e, False)
             while i <= last:
                 word = ~B[i]
                 if skip_vmemmap:
@@ -704,7 +1230,14 @@ cdef class PageState:
         if s >= e:
             return out[:0]
         cdef int64_t last = (e - 1) >> 6
-        for i in range(s >> 6, last + 1):
+        cdef int wshift = self.chunk_order - 6
+        i = (s >> 6) - 1
+        while i < last:
+            i += 1
+            if self.ch[i >> wshift] >= CH_UNIFORM:
+                # every page of a uniform chunk is a memmap page or free
+                i = (((i >> wshift) + 1) << wshift) - 1
+                continue
             if unmovable:
                 word = self.planes[P_UNMOVABLE][i]
             else:
@@ -733,13 +1266,12 @@ cdef class PageState:
         out = np.empty(max(n, 0), dtype=np.int64)
         cdef int64_t[::1] o = out
         cdef int64_t k = 0, p = s, q
-        cdef const uint64_t* B = self.planes[P_BUDDY]
         with nogil:
             while k < n and p < e:
-                p = find_next_set(B, p, e)
+                p = self._find(P_BUDDY, p, e, True)
                 if p >= e:
                     break
-                q = find_next_zero(B, p, e)
+                q = self._find(P_BUDDY, p, e, False)
                 while p < q and k < n:
                     o[k] = p
                     k += 1
@@ -757,55 +1289,188 @@ cdef class PageState:
         cdef uint64_t word
         if s >= e or n == 0:
             return out[:0]
-        last = (e - 1) >> 6
+        cdef int64_t pos = s, ch, cs, ce, lo, size = <int64_t>1 << self.chunk_order
         with nogil:
-            i = s >> 6
-            while i <= last and k < n:
-                word = self.planes[P_BUDDY][i]
-                if i == s >> 6:
-                    word &= lo_mask(s)
-                if i == last:
-                    word &= hi_mask(e)
-                c = __builtin_popcountll(word)
-                while k < n and ranks[k] < seen + c:
-                    # the (ranks[k] - seen)-th set bit of this word
-                    w2 = word
-                    for j in range(ranks[k] - seen):
-                        w2 &= w2 - 1
-                    o[k] = (i << 6) + __builtin_ctzll(w2)
-                    k += 1
-                seen += c
-                i += 1
+            while pos < e and k < n:
+                ch = pos >> self.chunk_order
+                cs = ch << self.chunk_order
+                ce = cs + size
+                if ce > e:
+                    ce = e
+                if self.ch[ch] >= CH_UNIFORM:
+                    # the free pages of a uniform chunk are one run
+                    lo = cs + self.ch[ch] - CH_UNIFORM
+                    if lo < pos:
+                        lo = pos
+                    c = ce - lo if ce > lo else 0
+                    while k < n and ranks[k] < seen + c:
+                        o[k] = lo + ranks[k] - seen
+                        k += 1
+                    seen += c
+                    pos = ce
+                    continue
+                last = (ce - 1) >> 6
+                i = pos >> 6
+                while i <= last and k < n:
+                    word = self.planes[P_BUDDY][i]
+                    if i == pos >> 6:
+                        word &= lo_mask(pos)
+                    if i == last:
+                        word &= hi_mask(ce)
+                    c = __builtin_popcountll(word)
+                    while k < n and ranks[k] < seen + c:
+                        # the (ranks[k] - seen)-th set bit of this word
+                        w2 = word
+                        for j in range(ranks[k] - seen):
+                            w2 &= w2 - 1
+                        o[k] = (i << 6) + __builtin_ctzll(w2)
+                        k += 1
+                    seen += c
+                    i += 1
+                pos = ce
         if k != n:
             raise ValueError("free_by_rank: rank beyond the free pages of the range")
         return out
 
     def first_free_block(self, int64_t s, int64_t e, int order):
-        """The lowest pfn of [s, e) heading a free block of exactly ``order``, or -1."""
+        """The lowest pfn of [s, e) heading a free block of exactly ``order``,
+        or -1; uniform chunks are read from their descriptor."""
         self._check(s, e)
-        cdef int64_t h, r = -1
+        cdef int64_t h, r = -1, pos = s, c, cs, ce, size = <int64_t>1 << self.chunk_order
+        cdef int o
         with nogil:
-            h = find_next_set(self.planes[P_HEAD], s, e)
-            while h < e:
-                if self.head_order(h) == order:
-                    r = h
-                    break
-                h = find_next_set(self.planes[P_HEAD], h + 1, e)
+            while pos < e and r < 0:
+                c = pos >> self.chunk_order
+                cs = c << self.chunk_order
+                ce = cs + size
+                if ce > e:
+                    ce = e
+                if self.ch[c] >= CH_UNIFORM:
+                    h = self._u_next_head(cs, self.ch[c] - CH_UNIFORM, pos)
+                    while h < ce:
+                        o = ctz64(h - cs)
+                        if o > self.max_order:
+                            o = self.max_order
+                        if o == order:
+                            r = h
+                            break
+                        h += <int64_t>1 << o
+                else:
+                    h = find_next_set(self.planes[P_HEAD], pos, ce)
+                    while h < ce:
+                        if self.head_order(h) == order:
+                            r = h
+                            break
+                        h = find_next_set(self.planes[P_HEAD], h + 1, ce)
+                pos = ce
         return r
 
     def free_blocks(self, int64_t s, int64_t e):
         """(pfn, order) of the free blocks whose head is in [s, e), as two arrays."""
         self._check(s, e)
-        cdef int64_t n = count_bits(self.planes[P_HEAD], s, e), k = 0, h
+        cdef int64_t n = self.count(P_HEAD, s, e), k = 0, h
         pf = np.empty(n, dtype=np.int64)
         od = np.empty(n, dtype=np.int8)
         cdef int64_t[::1] p = pf
         cdef int8_t[::1] d = od
+        cdef int o
+        cdef int64_t pos = s, c, cs, ce, size = <int64_t>1 << self.chunk_order
         with nogil:
-            h = find_next_set(self.planes[P_HEAD], s, e)
-            while h < e:
-                p[k] = h
-                d[k] = self.head_order(h)
-                k += 1
-                h = find_next_set(self.planes[P_HEAD], h + 1, e)
+            while pos < e:
+                c = pos >> self.chunk_order
+                cs = c << self.chunk_order
+                ce = cs + size
+                if ce > e:
+                    ce = e
+                if self.ch[c] >= CH_UNIFORM:
+                    h = self._u_next_head(cs, self.ch[c] - CH_UNIFORM, pos)
+                    while h < ce:
+                        o = ctz64(h - cs)
+                        if o > self.max_order:
+                            o = self.max_order
+                        p[k] = h
+                        d[k] = o
+                        k += 1
+                        h += <int64_t>1 << o
+                else:
+                    h = find_next_set(self.planes[P_HEAD], pos, ce)
+                    while h < ce:
+                        p[k] = h
+                        d[k] = self.head_order(h)
+                        k += 1
+                        h = find_next_set(self.planes[P_HEAD], h + 1, ce)
+                pos = ce
         return pf, od
+
+
+# ---------------------------------------------------------------- blocks
+
+cdef class BlockTable:
+    """Typed views of a machine's per-block and per-section arrays (state.py
+    owns them), for the bookkeeping of one-block onlines and offlines, which
+    runs on every sysfs write: which block, zone and errno stay decided in
+    Python (memory_hotplug)."""
+
+    cdef PageState pages
+    cdef uint8_t[::1] state
+    cdef int16_t[::1] zone
+    cdef uint8_t[::1] early
+    cdef int32_t[::1] group
+    cdef uint8_t[::1] altmap
+    cdef int64_t[::1] alt_free
+    cdef uint8_t[::1] sec_flags
+    cdef int64_t ppb, pps
+    cdef uint8_t sec_online, mem_online, mem_offline
+
+    def __init__(self, PageState pages, state, zone, early, group, altmap, alt_free,
+                 sec_flags, int64_t ppb, int64_t pps, int sec_online, int mem_online,
+                 int mem_offline):
+        self.pages = pages
+        self.state = state
+        self.zone = zone
+        self.early = early.view(np.uint8)
+        self.group = group
+        self.altmap = altmap.view(np.uint8)
+        self.alt_free = alt_free
+        self.sec_flags = sec_flags
+        self.ppb, self.pps = ppb, pps
+        self.sec_online, self.mem_online, self.mem_offline = sec_online, mem_online, mem_offline
+
+    def plain(self, int64_t blk, int want_state):
+        """The block's group id when it is in state ``want_state`` and not boot
+        memory (-1: no group), else -2."""
+        if blk < 0 or blk >= self.state.shape[0]:
+            return -2
+        if self.state[blk] != want_state or self.early[blk]:
+            return -2
+        return self.group[blk]
+
+    def nr_vmemmap(self, int64_t blk):
+        return self.alt_free[blk] if self.altmap[blk] else 0
+
+    def online_one(self, int64_t blk, int zid, int strategy):
+        """The page work and block / section flags of onlining block blk into zone
+        zid; returns (pages freed, memmap pages)."""
+        cdef int64_t v = self.alt_free[blk] if self.altmap[blk] else 0
+        cdef int64_t start = blk * self.ppb, s
+        freed = self.pages.online_blocks(start, 1, self.ppb, v, zid, strategy)
+        for s in range(start // self.pps, (start + self.ppb) // self.pps):
+            self.sec_flags[s] |= self.sec_online
+        self.zone[blk] = <int16_t>zid
+        self.state[blk] = self.mem_online
+        return freed, v
+
+    def offline_one(self, int64_t blk):
+        """The page work and block / section flags of offlining block blk when
+        all its pages but the memmap are free; -1 (nothing done) otherwise, else
+        the free pages removed."""
+        cdef int64_t v = self.alt_free[blk] if self.altmap[blk] else 0
+        cdef int64_t start = blk * self.ppb, s
+        if self.pages.count(P_BUDDY, start, start + self.ppb) != self.ppb - v:
+            return -1
+        removed = self.pages.offline_blocks(start, 1, self.ppb, v)
+        for s in range(start // self.pps, (start + self.ppb) // self.pps):
+            self.sec_flags[s] &= ~self.sec_online
+        self.zone[blk] = -1
+        self.state[blk] = self.mem_offline
+        return removed

@@ -169,6 +169,8 @@ def vmemmap_live(PageState pages, str strategy, int64_t start_pfn, int64_t nr_se
                     pages_per_section, out.shape[0])
     if nr_sections <= 0:
         return
+    # uniform chunks are written out once; from then on the planes are read
+    pages.expand(start_pfn, start_pfn + nr_sections * pages_per_section)
     cdef const uint64_t* V = pages.planes[P_VMEMMAP] + (start_pfn >> 6)
     with nogil:
         _vmemmap_kernel(V, which, nr_sections, pages_per_section, &out[0])
@@ -355,6 +357,7 @@ def has_unmovable_live(PageState pages, int64_t s, int64_t e, bint movable_zone,
     """has_unmovable_pages() on the live planes of ``pages``, page by page or word-wise."""
     if s < 0 or e > pages.nr_pfns or s > e:
         raise IndexError(f"pfn range [{s:#x}, {e:#x}) outside the machine")
+    pages.expand(s, e)
     cdef const uint64_t* R = pages.planes[P_RESERVED]
     cdef const uint64_t* V = pages.planes[P_VMEMMAP]
     cdef const uint64_t* U = pages.planes[P_UNMOVABLE]
@@ -373,6 +376,7 @@ def first_not_free_live(PageState pages, int64_t s, int64_t e, bint skip_vmemmap
     """test_pages_isolated() on the live planes of ``pages``."""
     if s < 0 or e > pages.nr_pfns or s > e:
         raise IndexError(f"pfn range [{s:#x}, {e:#x}) outside the machine")
+    pages.expand(s, e)
     cdef const uint64_t* B = pages.planes[P_BUDDY]
     cdef const uint64_t* V = pages.planes[P_VMEMMAP]
     cdef int64_t pfn, r = -1

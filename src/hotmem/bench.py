@@ -30,9 +30,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Final, Literal, NotRequired, TypedDict, TypeVarTuple, get_args, overload
+from typing import Any, Final, Literal, NotRequired, TypedDict, TypeVarTuple, get_args, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -52,6 +52,8 @@ LifecycleMode = Literal["batched", "per_block"]
 
 SIZES = ("1G", "64G", "1T")
 PATHS = ("vmemmap", "isolation", "free", "lifecycle")
+# run only when asked for: child processes of up to 5 GiB and half a minute
+EXTRA_PATHS = ("rss", "machines")
 # largest size the pure-Python references run at; beyond, they are extrapolated
 REF_PAGES = {"vmemmap": 1 << 18, "isolation": 1 << 18, "free": 1 << 16}
 REF_LIFECYCLE_SIZE = "1G"
@@ -420,31 +422,47 @@ def _lifecycle_on(m: Machine, size: int, progress: Callable[[int, int], None] | 
             "remove": t4 - t3, "total": t4 - t0}
 
 
+def peak_rss() -> int:
+    """This process's peak RSS in bytes: VmHWM, which exec resets (ru_maxrss
+    keeps the RSS the parent had when it forked the child)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def current_rss() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _child_main(size: int, max_memory: str | None, mode: LifecycleMode = "batched") -> None:
+def _child_main(size: int, max_memory: str | None, mode: LifecycleMode = "batched",
+                boot: str = BOOT, hypervisor: bool = True) -> None:
     # run in a fresh interpreter so that ru_maxrss is this lifecycle's own peak
     base = current_rss()
-    m = Machine(ARCH, boot_memory=BOOT, memmap_on_memory="y", max_memory=max_memory)
+    m = Machine(ARCH, boot_memory=boot, memmap_on_memory="y", max_memory=max_memory,
+                hypervisor=hypervisor)
+    if size < 0:
+        size = m.max_phys - default_add_start(m)
     booted = current_rss()
     r = _lifecycle_on(m, size, rss=True, mode=mode)
     out: ChildLifecycle = {
         **r, "rss_baseline": base, "rss_booted": booted,
-        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss": peak_rss(),
         "size": size, "pages": size >> m.arch.page_shift}
     print(json.dumps(out))
 
 
 def lifecycle_rss(size: int, max_memory: str | None = None, timeout: float = 3600,
-                  mode: LifecycleMode = "batched") -> LifecycleRss:
+                  mode: LifecycleMode = "batched", boot: str = BOOT,
+                  hypervisor: bool = True) -> LifecycleRss:
     """The lifecycle in a child process: phase times, RSS after each phase and the
     peak RSS, per simulated page (``peak_rss_per_page``, and ``*_above_baseline``
-    with the interpreter + numpy RSS taken off)."""
+    with the interpreter + numpy RSS taken off).  ``size`` -1 adds everything
+    above boot memory up to ``max_memory``."""
     code = (f"from hotmem.bench import _child_main; "
-            f"_child_main({size}, {max_memory!r}, {mode!r})")
+            f"_child_main({size}, {max_memory!r}, {mode!r}, {boot!r}, {hypervisor!r})")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=timeout, check=True)
     r: ChildLifecycle = json.loads(res.stdout.strip().splitlines()[-1])
@@ -452,6 +470,67 @@ def lifecycle_rss(size: int, max_memory: str | None = None, timeout: float = 360
     return {**r, "peak_rss_per_page": r["peak_rss"] / pages,
             "peak_rss_per_page_above_baseline": (r["peak_rss"] - r["rss_baseline"]) / pages,
             "online_rss_per_page_above_booted": (r["rss_all_online"] - r["rss_booted"]) / pages}
+
+
+# the machines of ``hotmem bench --paths machines``: (max_memory, boot memory,
+# hypervisor).  64 GiB of boot memory on bare metal gives x86's 2 GiB memory
+# blocks (probe_memory_block_size), as a machine of petabytes would have.
+BIG_MACHINES: Final = (("64T", "4G", True), ("1P", "64G", False), ("4P", "64G", False))
+
+
+def machine_lifecycle(max_memory: str, boot: str, hypervisor: bool) -> LifecycleRss:
+    """The lifecycle of everything above boot memory up to max_memory (x86_64,
+    5-level paging reaches 4 PiB), in a child process."""
+    return lifecycle_rss(-1, max_memory, boot=boot, hypervisor=hypervisor)
+
+
+class RssPoint(TypedDict):
+    """Memory of a machine with 16 TiB online movable as allocations spread."""
+
+    pages_allocated: int
+    sections_touched: int
+    rss_above_online: int
+
+
+def _child_rss_curve(online: str, points: list[int]) -> None:
+    m = Machine(ARCH, boot_memory=BOOT, memmap_on_memory="y", max_memory="64T")
+    blocks = m.add(size=online)
+    m.online_blocks(blocks, "online_movable")
+    pages = m.pages
+    assert isinstance(pages, _core.PageState)
+    base_chunks = pages.nr_chunks_with_bits()
+    base = current_rss()
+    out: list[RssPoint] = [{"pages_allocated": 0, "sections_touched": 0,
+                            "rss_above_online": 0}]
+    done = 0
+    for i, n in enumerate(points):
+        m.alloc(n - done, zone="Movable", placement="random", seed=i)
+        done = n
+        out.append({"pages_allocated": n,
+                    "sections_touched": pages.nr_chunks_with_bits() - base_chunks,
+                    "rss_above_online": current_rss() - base})
+    # freed again, the sections fold back to descriptors and their words go
+    m.free(kind="movable")
+    out.append({"pages_allocated": 0, "sections_touched": pages.nr_chunks_with_bits() - base_chunks,
+                "rss_above_online": current_rss() - base})
+    print(json.dumps({"online": online, "rss_online": base, "curve": out}))
+
+
+RSS_CURVE_POINTS: Final = (16, 256, 4096, 65536, 1 << 20)
+
+
+def rss_curve(online: str = "16T", points: tuple[int, ...] = RSS_CURVE_POINTS,
+              timeout: float = 3600) -> dict[str, Any]:
+    """RSS of a machine with ``online`` online movable, in a child process, as
+    movable pages are allocated at random over it (cumulative ``points``), and
+    once they are all freed again: the RSS follows the sections the
+    allocations touch, not the memory."""
+    code = (f"from hotmem.bench import _child_rss_curve; "
+            f"_child_rss_curve({online!r}, {list(points)!r})")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=timeout, check=True)
+    r: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
+    return r
 
 
 @functools.cache
@@ -534,6 +613,30 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
+def format_machine(r: Mapping[str, Any]) -> str:
+    """One line per big machine: lifecycle phases and peak RSS."""
+    g = 1 << 30
+    per_tib = (r["rss_all_online"] - r["rss_booted"]) / (r["size"] / (1 << 40)) / (1 << 20)
+    return (f"machine {r['max_memory']} (boot {r['boot']}, {r['blocks']} blocks): add "
+            f"{r['add']:.2f} s, online {r['online']:.2f} s, offline {r['offline']:.2f} s, "
+            f"remove {r['remove']:.2f} s, total {r['total']:.2f} s; peak RSS "
+            f"{r['peak_rss'] / g:.2f} GiB, all online {r['rss_all_online'] / g:.2f} GiB, "
+            f"{per_tib:.2f} MiB per TiB online")
+
+
+def format_rss(r: Mapping[str, Any]) -> str:
+    """The RSS curve of rss_curve() as a table."""
+    lines = [f"RSS of {r['online']} online movable as random allocations spread "
+             f"(online: {r['rss_online'] >> 20} MiB):",
+             f"{'pages':>10}{'sections touched':>18}{'RSS above online':>18}{'per section':>13}"]
+    for p in r["curve"]:
+        per = f"{p['rss_above_online'] / p['sections_touched'] / 1024:.1f}K" \
+            if p["sections_touched"] else ""
+        lines.append(f"{p['pages_allocated']:>10}{p['sections_touched']:>18}"
+                     f"{fmt_bytes(max(p['rss_above_online'], 0)):>18}{per:>13}")
+    return "\n".join(lines)
+
+
 def fmt_time(t: float) -> str:
     if t >= 1:
         return f"{t:.2f} s"
@@ -577,32 +680,60 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hotmem bench: {err}", file=sys.stderr)
         return 2
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
-    bad = [p for p in paths if p not in PATHS]
+    bad = [p for p in paths if p not in PATHS + EXTRA_PATHS]
     if bad or any(s <= 0 or s % (128 << 20) for s in sizes):
         print(f"hotmem bench: paths must be among {', '.join(PATHS)} and sizes multiples "
               "of 128M", file=sys.stderr)
         return 2
     tty = sys.stderr.isatty()
     rows: list[Row] = []
+    notes: list[str] = []
+    extra: dict[str, object] = {}
     for size in sizes:
         for path in paths:
+            if path in EXTRA_PATHS:
+                continue
             prog = _Progress(f"{path} {fmt_size(size)}", tty)
             if path == "lifecycle":
-                for mode in LIFECYCLE_MODES:
-                    rows.append(lifecycle_row(size, args.repeat, prog, mode))
+                by_mode = {mode: lifecycle_row(size, args.repeat, prog, mode)
+                           for mode in LIFECYCLE_MODES}
+                rows.extend(by_mode.values())
+                notes.append(f"lifecycle {fmt_size(size)}: per_block / batched = "
+                             f"{by_mode['per_block'].median_s / by_mode['batched'].median_s:.1f}x"
+                             " (same run)")
+                rss = lifecycle_rss(size)
+                notes.append(f"lifecycle {fmt_size(size)}: peak RSS {rss['peak_rss'] >> 20} MiB, "
+                             f"{rss['peak_rss_per_page_above_baseline']:.3f} byte per page "
+                             "above the interpreter")
             else:
                 cases = cases_for(path, size)
                 for i, c in enumerate(cases):
                     prog(i, len(cases))
                     rows.append(measure_case(c, args.repeat))
             prog.close()
+    machines: list[dict[str, Any]] = []
+    curve: dict[str, Any] | None = None
+    if "machines" in paths:
+        machines = [dict(machine_lifecycle(*mc), max_memory=mc[0], boot=mc[1])
+                    for mc in BIG_MACHINES]
+        extra["machines"] = machines
+    if "rss" in paths:
+        curve = rss_curve()
+        extra["rss"] = curve
     dram = dram_read_bandwidth()
     if args.json:
         print(json.dumps({"dram_read_bytes_per_s": dram,
                           "popcnt_instruction": _scan.popcnt_instruction(),
-                          "rows": [asdict(r) for r in rows]}, indent=1))
+                          "rows": [asdict(r) for r in rows], **extra}, indent=1))
     else:
-        print(format_table(rows))
+        if rows:
+            print(format_table(rows))
+        for n in notes:
+            print(n)
+        for mach in machines:
+            print(format_machine(mach))
+        if curve is not None:
+            print(format_rss(curve))
         print(f"\nvs ref: times faster than the pure-Python reference (run at full size, or "
               f"at 'ref from' and scaled by pages / blocks).\nvs bound: time / a streaming "
               f"read of the bytes touched in the same process (1.00x = bandwidth limit); "

@@ -20,6 +20,7 @@ from .constants import (
     MHP_MEMMAP_ON_MEMORY,
     MIGRATE_MOVABLE,
     MMOP_OFFLINE,
+    MMOP_ONLINE,
     MMOP_ONLINE_KERNEL,
     MMOP_ONLINE_MOVABLE,
     ONLINE_TYPES,
@@ -28,6 +29,7 @@ from .constants import (
     P_OFFLINE,
     P_UNMOVABLE,
     P_VMEMMAP,
+    SECTION_IS_ONLINE,
     ZONE_MOVABLE,
     ZONE_NORMAL,
     GiB,
@@ -406,6 +408,12 @@ def online_block(m: MachineState, blk: int, online_type: str = "online") -> Zone
     mmop = check_online_type(online_type, blk)
     if m.blk_state[blk] != MEM_OFFLINE:
         raise HotplugError("EINVAL", f"memory{blk} is already online", block=blk)
+    plain, g = _plain_group(m, blk, MEM_OFFLINE)
+    if plain:
+        zone_or_none = run_zone(m, blk, 1, mmop)
+        if zone_or_none is not None:
+            _online_one(m, blk, zone_or_none, g)
+            return zone_or_none
     zone = m.design.online_block(m, blk, mmop)
     dev = m.device_of_block(blk)
     if dev is not None:
@@ -447,6 +455,243 @@ def online_pages(m: MachineState, zone: Zone, blk: int, start: int, end: int,
     return freed
 
 
+# ---------------------------------------------------------------- runs of blocks
+
+# A run of consecutive blocks the design lets through (design.batchable: its
+# online and offline are the generic ones), none boot memory, none a driver's,
+# all of one node and memmap layout, is onlined or offlined in one pass of the
+# compiled core that ends where one online_block() / offline_block() per block
+# in order ends (tests/test_batch.py, tests/test_reference.py).  One block is
+# a run of one: the common sysfs write costs a few numpy-free lines.
+
+def run_zone(m: MachineState, first: int, n: int, online_type: int) -> Zone | None:
+    """The zone every block of the run would get when onlined one by one in
+    order, when that is known up front; else None (go block by block)."""
+    ppb = m.pages_per_block
+    start = first * ppb
+    nr = n * ppb
+    nid = int(m.blk_nid[first])
+    if m.online_free_strategy == FREE_STRATEGIES["get_order"]:
+        return None  # 4.20's chunks need free_range()
+    if online_type == MMOP_ONLINE_MOVABLE:
+        return m.zone(nid, ZONE_MOVABLE)
+    kernel_zone = default_kernel_zone_for_pfn(m, nid, start, nr)
+    if kernel_zone.ztype < ZONE_NORMAL and kernel_zone.intersects(start, nr):
+        return None  # DMA / DMA32 boundaries: per block
+    if online_type == MMOP_ONLINE_KERNEL:
+        return kernel_zone
+    if online_type == MMOP_ONLINE and m.online_policy == "contig-zones" and not m.movable_node:
+        # the run grows the kernel zone block by block and never meets Movable
+        if not m.zone(nid, ZONE_MOVABLE).intersects(start, nr):
+            return kernel_zone
+    return None
+
+
+def wmark_steps(m: MachineState, zone: Zone, managed0: int, present0: int, per_managed: int,
+                per_present: int, n: int) -> None:
+    """The watermark recomputations of n sequential onlines (or offlines, with
+    negative steps) of one block each, ending in the state the kernel reaches.
+    From 6.12 ZONE_MOVABLE does not feed the other zones' watermarks, so once
+    they are stable only the last step needs computing."""
+    independent = zone.ztype == ZONE_MOVABLE and m.kernel.movable_wmark_like_highmem
+    prev = None
+    for k in range(1, n + 1):
+        zone.managed_pages = managed0 + k * per_managed
+        zone.present_pages = present0 + k * per_present
+        if independent and k < n:
+            init_per_zone_wmark_min(m)
+            state = (m.min_free_kbytes,) + tuple(
+                (z.wmark_min, z.wmark_high) for z in m.zones if z is not zone)
+            if state == prev:
+                zone.managed_pages = managed0 + n * per_managed
+                zone.present_pages = present0 + n * per_present
+                init_per_zone_wmark_min(m)
+                return
+            prev = state
+        else:
+            init_per_zone_wmark_min(m)
+
+
+def _group_present(m: MachineState, first: int, n: int, zone: Zone, pages: int) -> None:
+    """present_{movable,kernel}_pages of the groups of the run, ``pages`` per block."""
+    if n == 1:
+        gid = int(m.blk_group[first])
+        counts = [(gid, 1)]
+    else:
+        gids, cnt = np.unique(m.blk_group[first:first + n], return_counts=True)
+        counts = list(zip(gids.tolist(), cnt.tolist(), strict=True))
+    for gid, c in counts:
+        g = m.groups.get(gid)
+        if g is None:
+            continue
+        if zone.ztype == ZONE_MOVABLE:
+            g.present_movable_pages += c * pages
+        else:
+            g.present_kernel_pages += c * pages
+
+
+def _section_flags(m: MachineState, start: int, end: int, online: bool) -> None:
+    pps = m.pages_per_section
+    s, e = start // pps, end // pps
+    f = m.sec_flags
+    if e == s + 1:
+        f[s] = (int(f[s]) | SECTION_IS_ONLINE) if online else (int(f[s]) & ~SECTION_IS_ONLINE)
+    elif online:
+        f[s:e] |= SECTION_IS_ONLINE
+    else:
+        f[s:e] &= ~np.uint8(SECTION_IS_ONLINE)
+
+
+def run_breaks(m: MachineState, b: int, end: int, online: bool) -> tuple[IntArray, IntArray]:
+    """Which blocks of [b, end) may join a run, as two sorted id arrays: the
+    blocks not in the state for the operation (or boot memory, or a driver's),
+    which join no run, and those that cannot join a run reaching
+    them from below (the former, and blocks whose node / zone or memmap layout
+    differs from block x - 1).  A run from block y reaches up to the next break."""
+    blk = slice(b, end)
+    dev_gids = [g.gid for g in m.groups.values() if g.device is not None]
+    ok = ~m.blk_early[blk]
+    if dev_gids:
+        ok &= ~np.isin(m.blk_group[blk], dev_gids)
+    vm = np.where(m.blk_altmap[blk], m.alt_free[blk], 0)
+    if online:
+        ok &= m.blk_state[blk] == MEM_OFFLINE
+        key = m.blk_nid[blk]
+    else:
+        key = m.blk_zone[blk]
+        ok &= (m.blk_state[blk] == MEM_ONLINE) & (key >= 0)
+    brk = ~ok
+    brk[1:] |= (key[1:] != key[:-1]) | (vm[1:] != vm[:-1])
+    return np.flatnonzero(~ok) + b, np.flatnonzero(brk) + b
+
+
+def _plain_group(m: MachineState, blk: int, state: int) -> tuple[bool, MemoryGroup | None]:
+    """(the block may take the one-block run path, its group): in ``state``,
+    not boot memory, not a driver's (run_breaks for a run of one)."""
+    bt = m.block_table
+    if not m.fast_paths or bt is None or not m.design.batchable:
+        return False, None
+    gid = bt.plain(blk, state)
+    if gid == -2:
+        return False, None
+    g = m.groups.get(gid) if gid >= 0 else None
+    return g is None or g.device is None, g
+
+
+def _online_one(m: MachineState, blk: int, zone: Zone, g: MemoryGroup | None) -> None:
+    """online_run() of one block, written out: this is every udev write."""
+    bt = m.block_table
+    assert bt is not None
+    ppb = m.pages_per_block
+    managed0, present0 = zone.managed_pages, zone.present_pages
+    freed, v = bt.online_one(blk, zone.zid, m.online_free_strategy)
+    zone.resize_range(blk * ppb, ppb)
+    if g is not None:
+        if zone.ztype == ZONE_MOVABLE:
+            g.present_movable_pages += ppb
+        else:
+            g.present_kernel_pages += ppb
+    zone.managed_pages = managed0 + freed
+    zone.present_pages = present0 - v + ppb
+    init_per_zone_wmark_min(m)
+    zone.present_pages = present0 + ppb
+
+
+def _offline_one(m: MachineState, blk: int, g: MemoryGroup | None) -> bool:
+    """offline_run() of one block, written out; False (nothing done) when
+    something in it is allocated."""
+    bt = m.block_table
+    assert bt is not None
+    zid = int(m.blk_zone[blk])
+    if zid < 0:
+        return False
+    zone = m.zones[zid]
+    managed0, present0 = zone.managed_pages, zone.present_pages
+    removed = bt.offline_one(blk)
+    if removed < 0:
+        return False
+    ppb = m.pages_per_block
+    if g is not None:
+        if zone.ztype == ZONE_MOVABLE:
+            g.present_movable_pages -= ppb
+        else:
+            g.present_kernel_pages -= ppb
+    zone.managed_pages = managed0 - removed
+    zone.present_pages = present0 - ppb
+    init_per_zone_wmark_min(m)
+    start, end = blk * ppb, (blk + 1) * ppb
+    zs, ze = zone.zone_start_pfn, zone.zone_end_pfn
+    if start <= zs and end >= ze:
+        zone.zone_start_pfn = zone.spanned_pages = 0
+    elif start <= zs:
+        shrink_zone_span(m, zone, zs, end)
+    elif end >= ze:
+        shrink_zone_span(m, zone, start, ze)
+    return True
+
+
+def online_run(m: MachineState, first: int, n: int, zone: Zone) -> None:
+    """Online the run [first, first + n) into ``zone`` (from run_zone)."""
+    ppb = m.pages_per_block
+    start = first * ppb
+    v = int(m.alt_free[first]) if m.blk_altmap[first] else 0
+    managed0, present0 = zone.managed_pages, zone.present_pages
+    freed = m.pages.online_blocks(start, n, ppb, v, zone.zid, m.online_free_strategy)
+    zone.resize_range(start, n * ppb)
+    _section_flags(m, start, start + n * ppb, True)
+    _group_present(m, first, n, zone, ppb)
+    if n == 1:
+        zone.managed_pages = managed0 + freed
+        zone.present_pages = present0 - v + ppb
+        init_per_zone_wmark_min(m)
+    else:
+        wmark_steps(m, zone, managed0, present0 - v, freed // n, ppb, n)
+    zone.present_pages = present0 + n * ppb
+    if n == 1:
+        m.blk_zone[first] = zone.zid
+        m.blk_state[first] = MEM_ONLINE
+    else:
+        m.blk_zone[first:first + n] = zone.zid
+        m.blk_state[first:first + n] = MEM_ONLINE
+
+
+def offline_run(m: MachineState, first: int, n: int) -> bool:
+    """Offline the run [first, first + n) of online blocks of one zone when all
+    their pages but the memmap are free; False (nothing done) otherwise."""
+    ppb = m.pages_per_block
+    v = int(m.alt_free[first]) if m.blk_altmap[first] else 0
+    start, end = first * ppb, (first + n) * ppb
+    if m.pages.count(P_BUDDY, start, end) != n * (ppb - v):
+        return False  # something is allocated: block by block
+    zone = m.zones[int(m.blk_zone[first])]
+    managed0, present0 = zone.managed_pages, zone.present_pages
+    removed = m.pages.offline_blocks(start, n, ppb, v)
+    _section_flags(m, start, end, False)
+    _group_present(m, first, n, zone, -ppb)
+    if n == 1:
+        zone.managed_pages = managed0 - removed
+        zone.present_pages = present0 - ppb
+        init_per_zone_wmark_min(m)
+    else:
+        wmark_steps(m, zone, managed0, present0, -(removed // n), -ppb, n)
+    # the span shrinks to the nearest memory still online in the zone,
+    # as n shrink_zone_span() calls would leave it
+    zs, ze = zone.zone_start_pfn, zone.zone_end_pfn
+    if start <= zs and end >= ze:
+        zone.zone_start_pfn = zone.spanned_pages = 0
+    elif start <= zs:
+        shrink_zone_span(m, zone, zs, end)
+    elif end >= ze:
+        shrink_zone_span(m, zone, start, ze)
+    if n == 1:
+        m.blk_zone[first] = -1
+        m.blk_state[first] = MEM_OFFLINE
+    else:
+        m.blk_zone[first:first + n] = -1
+        m.blk_state[first:first + n] = MEM_OFFLINE
+    return True
+
+
 # ---------------------------------------------------------------- offline
 
 def _system_ram_pages(m: MachineState, blk: int, start: int, end: int) -> int:
@@ -458,6 +703,9 @@ def _system_ram_pages(m: MachineState, blk: int, start: int, end: int) -> int:
 def offline_block(m: MachineState, blk: int) -> None:
     """memory_block_offline() through a write of ``offline`` to memoryN/state."""
     blk = check_block(m, blk)
+    plain, g = _plain_group(m, blk, MEM_ONLINE)
+    if plain and _offline_one(m, blk, g):
+        return
     m.design.offline_block(m, blk)
     dev = m.device_of_block(blk)
     if dev is not None:

@@ -20,6 +20,7 @@ from math import isqrt
 
 import numpy as np
 
+from . import _core
 from .constants import (
     ALLOC_KINDS,
     LOWMEM_RESERVE_RATIO,
@@ -102,39 +103,63 @@ def recommended_min_free_kbytes(zones: list[Zone], pageblock_nr_pages: int,
 
 def setup_per_zone_wmarks(zones: list[Zone], min_free_kbytes: int, page_shift: int,
                           movable_like_highmem: bool = True) -> None:
-    """__setup_per_zone_wmarks(); ZONE_MOVABLE is treated like highmem from 6.12."""
-    pages_min = min_free_kbytes >> (page_shift - 10)
-    lowmem_pages = 0
-    for z in zones:
-        if z.ztype != ZONE_DEVICE and (z.ztype != ZONE_MOVABLE or not movable_like_highmem):
-            lowmem_pages += z.managed_pages
-    for z in zones:
-        managed = z.managed_pages
-        tmp = pages_min * managed // lowmem_pages if lowmem_pages else 0
-        if z.ztype == ZONE_MOVABLE and movable_like_highmem:
-            # like highmem: a small min that does not depend on lowmem
-            wmin = min(max(managed // 1024, SWAP_CLUSTER_MAX), 128)
-        else:
-            wmin = tmp
-        tmp = max(tmp >> 2, managed * WATERMARK_SCALE_FACTOR // 10000)
-        z.wmark_min = wmin
-        z.wmark_low = wmin + tmp
-        z.wmark_high = wmin + 2 * tmp
-        z.wmark_promo = wmin + 3 * tmp
+    """__setup_per_zone_wmarks(); ZONE_MOVABLE is treated like highmem from 6.12:
+
+    lowmem_pages = managed pages of the zones but ZONE_DEVICE (and ZONE_MOVABLE
+    when like highmem); per zone, tmp = pages_min * managed / lowmem_pages;
+    min = tmp, or like highmem clamp(managed / 1024, SWAP_CLUSTER_MAX, 128);
+    tmp = max(tmp / 4, managed * watermark_scale_factor / 10000); low, high
+    and promo are min + tmp, 2 tmp, 3 tmp.  The arithmetic runs in the compiled
+    core: it is redone on every online and offline."""
+    _core.setup_per_zone_wmarks(zones, min_free_kbytes >> (page_shift - 10),
+                                movable_like_highmem, ZONE_MOVABLE, ZONE_DEVICE,
+                                SWAP_CLUSTER_MAX, WATERMARK_SCALE_FACTOR)
+
+
+def _min_free_kbytes(m: MachineState, like_highmem: bool) -> int:
+    """min_free_kbytes as init_per_zone_wmark_min() leaves it (the zones'
+    watermarks are computed on the way, and rewritten by the caller)."""
+    a = m.arch
+    mfk = m.min_free_kbytes
+    if m.user_min_free_kbytes is None:
+        mfk = calculate_min_free_kbytes(m.zones, a.page_size)
+    if m.thp:
+        setup_per_zone_wmarks(m.zones, mfk, a.page_shift, like_highmem)
+        rec = recommended_min_free_kbytes(m.zones, a.pageblock_nr_pages, a.page_shift)
+        if rec > mfk:
+            mfk = rec
+    return mfk
+
+
+_WMARK_MEMO_MAX = 1 << 12
 
 
 def init_per_zone_wmark_min(m: MachineState) -> None:
-    """init_per_zone_wmark_min(), with khugepaged's recommendation when THP is on."""
-    a = m.arch
-    if m.user_min_free_kbytes is None:
-        m.min_free_kbytes = calculate_min_free_kbytes(m.zones, a.page_size)
-    like_highmem = m.kernel.movable_wmark_like_highmem
-    setup_per_zone_wmarks(m.zones, m.min_free_kbytes, a.page_shift, like_highmem)
-    if m.thp:
-        rec = recommended_min_free_kbytes(m.zones, a.pageblock_nr_pages, a.page_shift)
-        if rec > m.min_free_kbytes:
-            m.min_free_kbytes = rec
-        setup_per_zone_wmarks(m.zones, m.min_free_kbytes, a.page_shift, like_highmem)
+    """init_per_zone_wmark_min(), with khugepaged's recommendation when THP is on.
+
+    The watermarks are a function of min_free_kbytes and each zone's managed
+    pages (__setup_per_zone_wmarks), so they are computed once from the final
+    min_free_kbytes.  That value depends only on the zones up to ZONE_NORMAL
+    (managed, present, and the high watermark the previous call left), on the
+    pages counted as lowmem, and on the settings: it is memoised on exactly
+    those, so onlining or offlining ZONE_MOVABLE memory where it does not
+    count as lowmem (6.12+) costs one pass over the zones."""
+    like_highmem = m.wmark_like_highmem
+    zones = m.zones
+    k = (m.user_min_free_kbytes, m.min_free_kbytes, m.thp, like_highmem) + _core.wmark_inputs(
+        zones, ZONE_NORMAL, ZONE_MOVABLE, ZONE_DEVICE, like_highmem)
+    memo: dict[tuple[int | bool | None, ...], int] = m.wmark_memo
+    mfk = memo.get(k)
+    if mfk is None:
+        mfk = _min_free_kbytes(m, like_highmem)
+        if len(memo) >= _WMARK_MEMO_MAX:
+            memo.clear()
+        memo[k] = mfk
+    m.min_free_kbytes = mfk
+    # setup_per_zone_wmarks(), called straight: this runs on every online and offline
+    _core.setup_per_zone_wmarks(zones, mfk >> (m.arch.page_shift - 10), like_highmem,
+                                ZONE_MOVABLE, ZONE_DEVICE, SWAP_CLUSTER_MAX,
+                                WATERMARK_SCALE_FACTOR)
 
 
 def lowmem_reserve(m: MachineState, zone: Zone) -> list[int]:

@@ -19,8 +19,11 @@ from . import _core
 from .arch import Arch, boot_ram_ranges, get_arch
 from .backend import PageBackend
 from .constants import (
+    FREE_STRATEGIES,
     MAX_NR_ZONES,
     MAX_SIM_PHYS_BITS,
+    MEM_OFFLINE,
+    MEM_ONLINE,
     ONLINE_POLICIES,
     ONLINE_TYPES,
     PLANES,
@@ -111,7 +114,8 @@ class DesignHooks(Protocol):
     """What the operations ask of a design (implemented in hotmem.designs)."""
 
     name: str
-    batchable: bool
+    @property
+    def batchable(self) -> bool: ...
     has_cross_block_memmap: bool
     memmap_stays_marked_offline: bool
     free_blocks_aligned: bool
@@ -245,8 +249,10 @@ class MachineState:
                 raise ConfigError(f"block_size: {str(block_size)[:40]!r} must be a power of two "
                                   f"and at least the section size ({a.section_size:#x})")
             self.block_size = bs
-        phys_bits = min(a.max_physmem_bits, MAX_SIM_PHYS_BITS)
-        self.max_phys = 1 << phys_bits
+        # the default address space stays at MAX_SIM_PHYS_BITS (every machine
+        # maps its planes over it); max_memory reaches MAX_PHYSMEM_BITS
+        phys_bits = a.max_physmem_bits
+        self.max_phys = 1 << min(phys_bits, MAX_SIM_PHYS_BITS)
         if max_memory is not None:
             self.max_phys = parse_size(max_memory, "max_memory")
             if self.max_phys % self.block_size or not 0 < self.max_phys <= 1 << phys_bits:
@@ -263,12 +269,19 @@ class MachineState:
         n_zids = nr_nodes * MAX_NR_ZONES
         self.pages: PageBackend
         if backend == "fast":
-            self.pages = _core.PageState(self.nr_pfns, a.pageblock_order, a.max_page_order, n_zids)
+            # one descriptor per memory section (see _core: uniform chunks)
+            self.pages = _core.PageState(self.nr_pfns, a.pageblock_order, a.max_page_order, n_zids,
+                                         max(a.section_size_bits - a.page_shift,
+                                             a.max_page_order, a.pageblock_order, 6))
         elif backend == "reference":
             self.pages = RefPageState(self.nr_pfns, a.pageblock_order, a.max_page_order, n_zids)
         else:
             raise ConfigError(f"backend: {backend!r} is not 'fast' or 'reference'"[:200])
         self.backend: Backend = "fast" if backend == "fast" else "reference"
+        # what the hot paths ask of the era and arch on every online / offline
+        self.online_free_strategy = FREE_STRATEGIES[kernel.online_free_strategy]
+        self.wmark_like_highmem = kernel.movable_wmark_like_highmem
+        self.pages_per_section = a.pages_per_section
 
         self.zones = [Zone(nid, zt, zt in a.zones) for nid in range(nr_nodes)
                       for zt in range(MAX_NR_ZONES)]
@@ -284,12 +297,24 @@ class MachineState:
         self.alt_free = np.zeros(self.nr_blocks, dtype=np.int64)
         self.alt_alloc = np.zeros(self.nr_blocks, dtype=np.int64)
         self.alt_align = np.zeros(self.nr_blocks, dtype=np.int64)
+        # one-block onlines and offlines as runs of one (memory_hotplug._online_one)
+        # with their bookkeeping in the compiled core; the reference backend
+        # keeps the step-by-step path, which the tests compare against
+        self.fast_paths = self.backend == "fast"
+        self.block_table: _core.BlockTable | None = None
+        if isinstance(self.pages, _core.PageState):
+            self.block_table = _core.BlockTable(
+                self.pages, self.blk_state, self.blk_zone, self.blk_early, self.blk_group,
+                self.blk_altmap, self.alt_free, self.sec_flags, self.pages_per_block,
+                a.pages_per_section, SECTION_IS_ONLINE, MEM_ONLINE, MEM_OFFLINE)
         # memmap pages taken from the buddy for blocks added without an altmap
         self.memmap_from_buddy: dict[int, npt.NDArray[np.int64]] = {}
         self.groups: dict[int, MemoryGroup] = {}
         self.devices: dict[str, DeviceHooks] = {}
         self.next_gid = 0
         self.min_free_kbytes = 0
+        # init_per_zone_wmark_min()'s min_free_kbytes by what it depends on (page_alloc)
+        self.wmark_memo: dict[tuple[int | bool | None, ...], int] = {}
         self.boot_reserved: list[tuple[int, int, str]] = []
         self.max_pfn_seen = 0
 
@@ -345,7 +370,10 @@ class MachineState:
 
     def max_pfn(self) -> int:
         """End of the highest present section."""
-        present = np.flatnonzero(self.sec_flags & SECTION_MARKED_PRESENT)
+        pps = self.pages_per_section
+        # once booted, nothing is present above the highest pfn ever added
+        hi = -(-self.max_pfn_seen // pps) if self.max_pfn_seen else len(self.sec_flags)
+        present = np.flatnonzero(self.sec_flags[:hi] & SECTION_MARKED_PRESENT)
         return 0 if not len(present) else int(present[-1] + 1) * self.arch.pages_per_section
 
     def kpageflags_end(self) -> int:

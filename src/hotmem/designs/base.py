@@ -49,7 +49,11 @@ class Design(ABC):
     """Base of every design; see the module docstring for the hooks."""
 
     name = "design"
-    batchable = False
+    @property
+    def batchable(self) -> bool:
+        """Runs of blocks may take the compiled one-pass path instead of this
+        design's online_block / do_offline."""
+        return False
     has_cross_block_memmap = False
     memmap_stays_marked_offline = False
     free_blocks_aligned = True

@@ -38,7 +38,14 @@ class Mainline(Design):
     """Memmap on memory as merged: one altmap per memory block."""
 
     name = "mainline"
-    batchable = True
+    @property
+    def batchable(self) -> bool:
+        """The one-pass path does what Mainline's online_block / do_offline
+        do; a subclass that changes either (a patch under review) goes block
+        by block through its own methods."""
+        cls = type(self)
+        return all(getattr(cls, n) is getattr(Mainline, n)
+                   for n in ("online_block", "do_offline", "offline_check", "verdict"))
 
     def check_settings(self, kernel: Kernel, memmap_on_memory: str) -> None:
         if memmap_on_memory == "force" and not kernel.has_force_mode:
