@@ -299,9 +299,12 @@ class Cpio:
         return data + b"\0" * ((512 - len(data) % 512) % 512)
 
 
-def build_initramfs(k, helper, scenario_text, path):
+def build_initramfs(k, helper, scenario_text, path, targets=("virtio_pci", "virtio_blk"),
+                    deferred=()):
+    """/init loads ``targets`` and their dependencies, except the modules in
+    ``deferred`` (left in /lib/modules for the helper's insmod step)."""
     H.build_initramfs(path, shutil.which("busybox") or "/bin/busybox", helper,
-                      needed_modules(k), scenario_text)
+                      needed_modules(k, targets), scenario_text, deferred)
 
 
 # --------------------------------------------------------------------------
@@ -376,6 +379,17 @@ def kernel_cmdline(mom):
             f"memory_hotplug.memmap_on_memory={mom} panic=-1")
 
 
+def qemu_argv(k, cmdline, initrd, img, sock, machine="pc"):
+    """The x86_64 guest: 2 GiB of boot RAM, room for 12 DIMMs, the output disk."""
+    return [QEMU, "-machine", machine, "-accel", "tcg,thread=multi", "-cpu", "max",
+            "-smp", "2", "-m", "2G,slots=12,maxmem=64G",
+            "-nodefaults", "-display", "none", "-no-reboot",
+            "-serial", "stdio", "-qmp", f"unix:{sock},server=on,wait=off",
+            "-kernel", k["vmlinuz"], "-initrd", initrd, "-append", cmdline,
+            "-drive", f"if=none,id=out,file={img},format=raw,cache=unsafe",
+            "-device", "virtio-blk-pci,drive=out"]
+
+
 def run_capture(name, keep_work=False):
     era, mom, scen = parse_name(name)
     k = fetch_kernel(era)
@@ -386,13 +400,7 @@ def run_capture(name, keep_work=False):
     cmdline = kernel_cmdline(mom)
 
     def argv(initrd, img, sock):
-        args = [QEMU, "-machine", "pc", "-accel", "tcg,thread=multi", "-cpu", "max",
-                "-smp", "2", "-m", "2G,slots=12,maxmem=64G",
-                "-nodefaults", "-display", "none", "-no-reboot",
-                "-serial", "stdio", "-qmp", f"unix:{sock},server=on,wait=off",
-                "-kernel", k["vmlinuz"], "-initrd", initrd, "-append", cmdline,
-                "-drive", f"if=none,id=out,file={img},format=raw,cache=unsafe",
-                "-device", "virtio-blk-pci,drive=out"]
+        args = qemu_argv(k, cmdline, initrd, img, sock)
         for i in range(cold_dimms(scen)):
             args += ["-object", f"memory-backend-ram,id=mem{i},size=128M",
                      "-device", f"pc-dimm,id=dimm{i},memdev=mem{i}"]

@@ -24,6 +24,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import capture as C  # noqa: E402
 import guest as G  # noqa: E402
+import harness as H  # noqa: E402
 
 ERAS = ("6.12", "7.3")        # the dax device's memmap_on_memory attribute is 6.8+
 NV_BASE = 0x100000000
@@ -99,15 +100,14 @@ def run_capture(name, keep_work=False):
     cmdline = kernel_cmdline()
     shown, members, console = G.run_guest(
         name, k, cmdline=cmdline, scenario_text=scen_txt, nsteps=len(st), range_pfns=(rs, re_),
-        qemu_extra=["-machine", "pc,nvdimm=on",
-                    "-object", f"memory-backend-ram,id=nv0,size={G.size_str(NV_SIZE)}",
+        machine="pc,nvdimm=on",
+        qemu_extra=["-object", f"memory-backend-ram,id=nv0,size={G.size_str(NV_SIZE)}",
                     "-device", f"nvdimm,id=nvdimm0,memdev=nv0,addr={NV_BASE:#x}"],
         targets=("virtio_pci", "virtio_blk", "nfit", "nd_pmem", "dax_pmem", "device_dax", "kmem"),
         keep_work=keep_work)
     files = dict(members)
     results = G.results(files)
-    if [r["dir"] for r in results] != [s[0] for s in st]:
-        raise RuntimeError(f"{name}: steps incomplete: {[r['dir'] for r in results]}")
+    H.check_steps(name, results, [s[0] for s in st])
     manifest = {
         "name": name,
         "scenario": f"dax-kmem-mom{mom}",
@@ -115,7 +115,7 @@ def run_capture(name, keep_work=False):
         "kernel_release": files["uname-r"].decode().strip(),
         "era": era,
         "qemu_cmdline": shown,
-        "qemu_version": G.qemu_version(),
+        "qemu_version": H.qemu_version(),
         "kernel_cmdline": cmdline,
         "guest_proc_cmdline": files.get("proc-cmdline", b"").decode().strip(),
         "boot_memory_bytes": C.BOOT_MEMORY,
@@ -132,7 +132,7 @@ def run_capture(name, keep_work=False):
                   "3 s. sys/bus/dax/devices/* and sys/bus/nd/devices/* hold the regular files "
                   "of each device directory (links: its symlinks). elapsed_ns are TCG timings."),
     }
-    G.write_tarball(name, manifest, members, console)
+    H.write_tarball(name, manifest, members, console)
     write_toml(manifest, files)
     return manifest
 
@@ -205,13 +205,13 @@ def write_toml(m, files):
 
 def rewrite_tomls(names):
     for name in names:
-        files = G.load(name)
+        files = H.load(name)
         write_toml(json.loads(files["manifest.json"]), files)
         C.log(f"{name}: wrote tests/data/oracle/{name}.toml")
 
 
 def summarize(name):
-    files = G.load(name)
+    files = H.load(name)
     m = json.loads(files["manifest.json"])
     rs, re_ = m["range_start_pfn"], m["range_end_pfn"]
     bsb = m["block_size_bytes"]

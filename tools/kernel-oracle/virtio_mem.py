@@ -25,6 +25,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import capture as C  # noqa: E402  (the shared harness: QMP, Cpio, modules, helper)
 import guest as G  # noqa: E402
+import harness as H  # noqa: E402
 from guest import size_str  # noqa: E402
 
 ERAS = ("6.1", "6.12", "7.3")
@@ -157,8 +158,7 @@ def assemble(name, era, scen, k, qemu_args, cmdline, members, console, devices, 
         dev = devices.get(r["dir"]) or {}
         r.update({"requested_size": reqs.get(r["dir"]), "plugged_size": dev.get("size"),
                   "device": dev, "plugged_size_trace": traces.get(r["dir"])})
-    if [r["dir"] for r in results] != [s[0] for s in steps()]:
-        raise RuntimeError(f"{name}: steps incomplete: {[r['dir'] for r in results]}")
+    H.check_steps(name, results, [s[0] for s in steps()])
     bsb = int(files["steps/00-boot/sys/devices/system/memory/block_size_bytes"], 16)
     manifest = {
         "name": name,
@@ -167,7 +167,7 @@ def assemble(name, era, scen, k, qemu_args, cmdline, members, console, devices, 
         "kernel_release": files["uname-r"].decode().strip(),
         "era": era,
         "qemu_cmdline": qemu_args,
-        "qemu_version": G.qemu_version(),
+        "qemu_version": H.qemu_version(),
         "kernel_cmdline": cmdline,
         "guest_proc_cmdline": files.get("proc-cmdline", b"").decode().strip(),
         "boot_memory_bytes": C.BOOT_MEMORY,
@@ -189,7 +189,7 @@ def assemble(name, era, scen, k, qemu_args, cmdline, members, console, devices, 
                   "after the step; plugged_size_trace is [seconds, size] while resizing. "
                   "elapsed_ns are TCG-emulated timings."),
     }
-    G.write_tarball(name, manifest, members, console)
+    H.write_tarball(name, manifest, members, console)
     write_toml(manifest)
     return manifest
 
@@ -250,7 +250,7 @@ def write_toml(m):
 
 def rewrite_tomls(names):
     for name in names:
-        write_toml(json.loads(G.load(name)["manifest.json"]))
+        write_toml(json.loads(H.load(name)["manifest.json"]))
         C.log(f"{name}: wrote tests/data/oracle/{name}.toml")
 
 
@@ -267,7 +267,7 @@ def subblock_map(vals, rs, block, bpages, sb_pages):
 
 def summarize(name):
     """The facts a simulator must reproduce, per step."""
-    files = G.load(name)
+    files = H.load(name)
     m = json.loads(files["manifest.json"])
     rs, re_ = m["range_start_pfn"], m["range_end_pfn"]
     bsb = m["block_size_bytes"]
