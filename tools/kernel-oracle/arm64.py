@@ -24,7 +24,7 @@ reconfigure-device -m system-ram` do through sysfs:
 memhp_default_state=offline keeps the kmem blocks offline; the scenario then
 onlines them movable, offlines them and unbinds kmem (remove_memory).
 """
-import foreign as F
+import harness as H
 
 RAM_BASE = 0x40000000
 BOOT_MEMORY = 2 << 30
@@ -158,7 +158,7 @@ class Capture:
             dev["start"] = f"{dax_start:#x}"
             dev["size"] = f"{dax_size:#x}"
         dev["node"] = 0
-        out += F.toml_table("[[device]]", dev)
+        out += H.toml_table("[[device]]", dev)
         for s in manifest["steps"]:
             d = s["dir"]
             if d.endswith("memmap_on_memory") or d.endswith("memmap_on_memory-bound"):
@@ -167,12 +167,12 @@ class Capture:
                       "value": value, "capture": d}
                 if s["result"] != "ok":
                     kv["expect"] = s["result"]
-                out += F.toml_table("[[step]]", kv, s["result"])
+                out += H.toml_table("[[step]]", kv, s["result"])
             elif d.endswith("attach-kmem"):
-                out += F.toml_table("[[step]]", {"op": "attach", "device": "dax0.0", "capture": d},
+                out += H.toml_table("[[step]]", {"op": "attach", "device": "dax0.0", "capture": d},
                                     s["result"])
             elif d.endswith("detach-kmem"):
-                out += F.toml_table("[[step]]", {"op": "detach", "device": "dax0.0", "capture": d},
+                out += H.toml_table("[[step]]", {"op": "detach", "device": "dax0.0", "capture": d},
                                     s["result"])
             elif s["op"] in ("online", "online_movable", "online_kernel", "offline"):
                 kv = {"op": "online", "blocks": [s["block"]], "type": s["op"]} \
@@ -180,7 +180,7 @@ class Capture:
                 kv["capture"] = d
                 if s["result"] != "ok":
                     kv["expect"] = s["result"]
-                out += F.toml_table("[[step]]", kv, s["result"])
+                out += H.toml_table("[[step]]", kv, s["result"])
         return "\n".join(out) + "\n"
 
 

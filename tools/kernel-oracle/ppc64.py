@@ -14,7 +14,7 @@ tries online_movable on an online block (EINVAL: the block is not offline),
 offlines both blocks and device_del's the DIMM (DLPAR remove of the LMBs).
 """
 import capture as C
-import foreign as F
+import harness as H
 
 BOOT_MEMORY = 2 << 30
 DIMM_BASE = 0x80000000
@@ -109,27 +109,27 @@ class Capture:
                'online_policy = "contig-zones"',
                'auto_online_blocks = "offline"',
                'on_error = "continue"']
-        out += F.toml_table("[[device]]", {"name": "dimm0", "driver": "dlpar",
+        out += H.toml_table("[[device]]", {"name": "dimm0", "driver": "dlpar",
                                            "start": f"{DIMM_BASE:#x}",
                                            "size": f"{DIMM_SIZE >> 20}M", "node": 0})
         for s in manifest["steps"]:
             d = s["dir"]
             if s["op"] == "dlpar-add":
-                out += F.toml_table("[[step]]", {"op": "attach", "device": "dimm0", "capture": d},
+                out += H.toml_table("[[step]]", {"op": "attach", "device": "dimm0", "capture": d},
                                     s["result"])
             elif s["op"] == "dlpar-remove":
-                out += F.toml_table("[[step]]", {"op": "detach", "device": "dimm0", "capture": d},
+                out += H.toml_table("[[step]]", {"op": "detach", "device": "dimm0", "capture": d},
                                     s["result"])
             elif s["op"].startswith("online"):
                 kv = {"op": "online", "blocks": [s["block"]], "type": s["op"], "capture": d}
                 if s["result"] != "ok":
                     kv["expect"] = s["result"]
-                out += F.toml_table("[[step]]", kv, s["result"])
+                out += H.toml_table("[[step]]", kv, s["result"])
             elif s["op"] == "offline":
                 kv = {"op": "offline", "blocks": [s["block"]], "capture": d}
                 if s["result"] != "ok":
                     kv["expect"] = s["result"]
-                out += F.toml_table("[[step]]", kv, s["result"])
+                out += H.toml_table("[[step]]", kv, s["result"])
         return "\n".join(out) + "\n"
 
 
