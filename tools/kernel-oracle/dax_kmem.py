@@ -209,31 +209,10 @@ def summarize(name):
         print("   blocks:", ", ".join(f"memory{b}:{s}/{z}" for b, (s, z) in blocks.items())
               or "none")
         vals = [v for (v,) in struct.iter_unpack("<Q", files.get(p + "kpageflags", b""))]
-        hist = {}
-        for v in vals:
-            hist[v] = hist.get(v, 0) + 1
-        print(f"   kpageflags ({len(vals)} pfns from {rs:#x}):",
-              ", ".join(f"{v:#x} {G.flag_names(v)}: {c}" for v, c in sorted(hist.items())))
-        for v in sorted(hist):
-            if hist[v] < len(vals) and v not in (0x400,):
-                rr = G.runs([rs + i for i, x in enumerate(vals) if x == v])
-                print(f"     {v:#x} at", " ".join(f"[{a:#x},{b:#x})" for a, b in rr[:8]),
-                      "..." if len(rr) > 8 else "")
-        for z, row in G.zone_rows(files[p + "proc/zoneinfo"].decode()).items():
-            if row.get("spanned"):
-                print(f"   zoneinfo {z}: " + " ".join(f"{k_}={v}" for k_, v in row.items()))
-        for line in files[p + "proc/buddyinfo"].decode().splitlines():
-            if ("Normal" in line or "Movable" in line) and any(x != "0" for x in line.split()[4:]):
-                print("   buddyinfo", " ".join(line.split()))
-        for line in files[p + "proc/iomem"].decode().splitlines():
-            a = line.strip().split("-")[0]
-            if re.fullmatch(r"[0-9a-f]+", a) and rs * C.PAGE <= int(a, 16) < re_ * C.PAGE:
-                print("   iomem", line)
-        keep = [x for x in dm[d] if re.search(
-            r"dax|kmem|nd_pmem|pmem|nvdimm|hotplug|offlin|onlin|memmap|Movable|truncat|"
-            r"failed|WARN|BUG", x, re.I) and not re.search(r"BIOS-e820|SRAT|Command line", x)]
-        for x in keep[:20]:
-            print("   dmesg", x)
+        G.print_kpageflags(vals, rs, (0x400,), 8, uniform=False)
+        G.print_zones(files, p, rs, re_)
+        G.print_dmesg(dm[d], r"dax|kmem|nd_pmem|pmem|nvdimm|hotplug|offlin|onlin|memmap|Movable|"
+                      r"truncat|failed|WARN|BUG", r"BIOS-e820|SRAT|Command line", 20)
 
 
 if __name__ == "__main__":

@@ -171,6 +171,41 @@ def memory_blocks(files, step):
     return dict(sorted(out.items()))
 
 
+def print_kpageflags(vals, rs, skip, most, uniform=True):
+    """The histogram of a step's kpageflags and the pfn runs of each value but
+    those in ``skip`` (and, unless ``uniform``, but a value every pfn has)."""
+    hist = {}
+    for v in vals:
+        hist[v] = hist.get(v, 0) + 1
+    print(f"   kpageflags ({len(vals)} pfns from {rs:#x}):",
+          ", ".join(f"{v:#x} {flag_names(v)}: {c}" for v, c in sorted(hist.items())))
+    for v in sorted(hist):
+        if v not in skip and (uniform or hist[v] < len(vals)):
+            rr = runs([rs + i for i, x in enumerate(vals) if x == v])
+            print(f"     {v:#x} at", " ".join(f"[{a:#x},{b:#x})" for a, b in rr[:most]),
+                  "..." if len(rr) > most else "")
+
+
+def print_zones(files, p, rs, re_):
+    """zoneinfo rows of the zones with pages, Normal/Movable buddyinfo rows
+    with free pages, the iomem lines of [rs, re_) at step dir ``p``."""
+    for z, row in zone_rows(files[p + "proc/zoneinfo"].decode()).items():
+        if row.get("spanned"):
+            print(f"   zoneinfo {z}: " + " ".join(f"{k_}={v}" for k_, v in row.items()))
+    for line in files[p + "proc/buddyinfo"].decode().splitlines():
+        if ("Normal" in line or "Movable" in line) and any(x != "0" for x in line.split()[4:]):
+            print("   buddyinfo", " ".join(line.split()))
+    for line in files[p + "proc/iomem"].decode().splitlines():
+        a = line.strip().split("-")[0]
+        if re.fullmatch(r"[0-9a-f]+", a) and rs * C.PAGE <= int(a, 16) < re_ * C.PAGE:
+            print("   iomem", line)
+
+
+def print_dmesg(lines, keep, drop, most):
+    for x in [x for x in lines if re.search(keep, x, re.I) and not re.search(drop, x)][:most]:
+        print("   dmesg", x)
+
+
 def new_dmesg(files, steps):
     """{step: the kernel log lines that step added}"""
     prev, out = b"", {}

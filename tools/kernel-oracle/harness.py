@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 
-import capture as C
+import capture as C     # capture.py imports this file: use C's names at call time only
 
 MARK = re.compile(rb"@@ORACLE ([A-Z]+)(?: ([^@\r\n]*))?@@")
 
@@ -64,16 +64,17 @@ def build_initramfs(path, busybox, helper, mods, scenario_text, deferred=(), pre
         f.write(c.finish())
 
 
-def run_qemu(name, argv, sock, hooks=None, on_start=None, timeout=C.CAPTURE_TIMEOUT):
+def run_qemu(name, argv, sock, hooks=None, on_start=None, timeout=None):
     """Run ``argv`` until the helper prints @@ORACLE DONE@@; returns (console
     bytes, elapsed s).  A reader thread collects the serial console (QEMU's
     stdout) and its @@ORACLE KIND ARG@@ marks; this thread answers them.
     on_start(qmp) runs once QMP is up.  hooks[KIND](qmp, arg) runs on a mark:
     a STEP hook may return text for the log line, a HOST hook returns (result,
     detail), sent to the guest's stdin as "go RESULT DETAIL".  FATAL, end of
-    output or ``timeout`` s fail the run (RuntimeError, console in
-    console.log next to ``sock``)."""
+    output or ``timeout`` s (capture.CAPTURE_TIMEOUT) fail the run
+    (RuntimeError, console in console.log next to ``sock``)."""
     hooks = hooks or {}
+    timeout = timeout or C.CAPTURE_TIMEOUT
     t0 = time.time()
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE if "HOST" in hooks else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -179,8 +180,8 @@ def boot(name, label, image, *, initramfs, argv, range_pfns, nsteps, hooks=None,
             shutil.rmtree(work, ignore_errors=True)
 
 
-def qemu_version(binary=C.QEMU):
-    return subprocess.run([binary, "--version"], capture_output=True,
+def qemu_version(binary=None):
+    return subprocess.run([binary or C.QEMU, "--version"], capture_output=True,
                           text=True).stdout.splitlines()[0]
 
 

@@ -277,36 +277,15 @@ def summarize(name):
             f"{k_}: memory{v[0]}..{v[-1]} ({len(v)})" for k_, v in states.items()) or "none",
             f"| added {added} removed {removed}" if added or removed else "")
         vals = [v for (v,) in struct.iter_unpack("<Q", files.get(p + "kpageflags", b""))]
-        hist = {}
-        for v in vals:
-            hist[v] = hist.get(v, 0) + 1
-        print(f"   kpageflags ({len(vals)} pfns from {rs:#x}):",
-              ", ".join(f"{v:#x} {G.flag_names(v)}: {c}" for v, c in sorted(hist.items())))
-        for v in sorted(hist):
-            if v not in (0x400, 0x100000):
-                rr = G.runs([rs + i for i, x in enumerate(vals) if x == v])
-                print(f"     {v:#x} at", " ".join(f"[{a:#x},{b:#x})" for a, b in rr[:12]),
-                      "..." if len(rr) > 12 else "")
+        G.print_kpageflags(vals, rs, (0x400, 0x100000), 12)
         for b in blocks:
             sbm = subblock_map(vals, rs, b, bpages, DEV_BLOCK // C.PAGE)
             if "0" in sbm:
                 print(f"   memory{b} subblocks (1 = plugged, {len(sbm)}): {sbm}")
-        for z, row in G.zone_rows(files[p + "proc/zoneinfo"].decode()).items():
-            if row.get("spanned"):
-                print(f"   zoneinfo {z}: " + " ".join(f"{k_}={v}" for k_, v in row.items()))
-        for line in files[p + "proc/buddyinfo"].decode().splitlines():
-            if ("Normal" in line or "Movable" in line) and any(x != "0" for x in line.split()[4:]):
-                print("   buddyinfo", " ".join(line.split()))
-        for line in files[p + "proc/iomem"].decode().splitlines():
-            a = line.strip().split("-")[0]
-            if re.fullmatch(r"[0-9a-f]+", a) and rs * C.PAGE <= int(a, 16) < re_ * C.PAGE:
-                print("   iomem", line)
-        keep = [x for x in dm[d] if re.search(
-            r"virtio_mem|hotplug|offlin|onlin|zonelists|memmap|Movable|System RAM|"
-            r"unmovable|failed|WARN|BUG", x, re.I)
-            and not re.search(r"BIOS-e820|SRAT|ACPI:|Command line|HugeTLB", x)]
-        for x in keep[:25]:
-            print("   dmesg", x)
+        G.print_zones(files, p, rs, re_)
+        G.print_dmesg(dm[d], r"virtio_mem|hotplug|offlin|onlin|zonelists|memmap|Movable|"
+                      r"System RAM|unmovable|failed|WARN|BUG",
+                      r"BIOS-e820|SRAT|ACPI:|Command line|HugeTLB", 25)
 
 
 if __name__ == "__main__":
