@@ -275,6 +275,11 @@ def toml_table(header, kv, comment=None, note=(), tails=None):
     return out
 
 
+def toml_step(kv, result):
+    """A [[step]] whose non-ok kernel outcome is also its ``expect``."""
+    return toml_table("[[step]]", kv if result == "ok" else {**kv, "expect": result}, result)
+
+
 def toml_head(name, tool, text):
     """The first two lines of a generated scenario; ``text`` goes on after the
     generator's name."""
