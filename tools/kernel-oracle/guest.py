@@ -1,25 +1,15 @@
 """Shared by the driver-managed hot-add captures (virtio_mem.py, dax_kmem.py):
-kernels (including Debian's split 7.x packages), the initramfs, one QEMU run
+kernels (capture.py's, with every package named), one QEMU run
 (harness.py's, with capture.py's x86 command line and initramfs) and
 readers for the captured files.
 """
 import os
 import re
-import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import capture as C  # noqa: E402
 import harness as H  # noqa: E402
-
-# x86_64 kernels.  6.1 and 6.12 are capture.py's; 7.3.4 comes from
-# trixie-backports, split into linux-binary-* (vmlinuz), linux-modules-*
-# (modules) and linux-base-* (config, modules.builtin).
-SPLIT_KERNELS = {
-    "7.3": ("7.3.4+deb13-amd64", "7.3.4-1~bpo13+1",
-            "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
-            "http://deb.debian.org/debian trixie-backports main"),
-}
 
 
 def size_str(n):
@@ -29,60 +19,12 @@ def size_str(n):
     return str(n)
 
 
-def fetch_split_kernel(era):
-    """Download linux-{binary,modules,base}-ABI from the era's suite through a
-    private apt configuration (the system's sources are left alone)."""
-    abi, version, source = SPLIT_KERNELS[era]
-    apt = os.path.join(C.CACHE, f"apt-{era}")
-    for d in ("lists/partial", "cache/archives/partial", "preferences.d"):
-        os.makedirs(os.path.join(apt, d), exist_ok=True)
-    with open(os.path.join(apt, "sources.list"), "w") as f:
-        f.write(source + "\n")
-    opts = []
-    for k, v in (("Dir::Etc::SourceList", os.path.join(apt, "sources.list")),
-                 ("Dir::Etc::SourceParts", "/nonexistent"),
-                 ("Dir::Etc::Preferences", "/nonexistent"),
-                 ("Dir::Etc::PreferencesParts", os.path.join(apt, "preferences.d")),
-                 ("Dir::State::Lists", os.path.join(apt, "lists")),
-                 ("Dir::Cache", os.path.join(apt, "cache")),
-                 ("Dir::State::status", "/dev/null")):
-        opts += ["-o", f"{k}={v}"]
-    debs = os.path.join(C.CACHE, "debs")
-    os.makedirs(debs, exist_ok=True)
-    pkgs = [f"linux-{p}-{abi}" for p in ("binary", "modules", "base")]
-    roots = {}
-    for p in pkgs:
-        deb = os.path.join(debs, f"{p}_{version}_amd64.deb")
-        if not os.path.exists(deb):
-            if not [f for f in os.listdir(os.path.join(apt, "lists")) if f.endswith("Packages")]:
-                C.run(["apt-get", *opts, "update"])
-            C.log(f"apt-get download {p}={version}")
-            C.run(["apt-get", *opts, "download", f"{p}={version}"], cwd=debs)
-        x = os.path.join(C.CACHE, "x", os.path.basename(deb)[:-4])
-        if not os.path.isdir(os.path.join(x, "usr")):
-            shutil.rmtree(x, ignore_errors=True)
-            os.makedirs(x)
-            C.run(["dpkg", "-x", deb, x])
-        roots[p.split("-")[1]] = os.path.join(x, "usr", "lib", "modules", abi)
-    # one module tree the way needed_modules() wants it (kernel/ + modules.builtin)
-    merged = os.path.join(C.CACHE, "x", f"linux-{abi}-merged")
-    if not os.path.isdir(merged):
-        os.makedirs(merged + ".tmp", exist_ok=True)
-        os.symlink(os.path.join(roots["modules"], "kernel"), os.path.join(merged + ".tmp", "kernel"))
-        for fn in ("modules.builtin", "config"):
-            os.symlink(os.path.join(roots["base"], fn), os.path.join(merged + ".tmp", fn))
-        os.replace(merged + ".tmp", merged)
-    return {"package": pkgs[0], "version": version, "root": roots["binary"],
-            "packages": [f"{p}={version}" for p in pkgs],
-            "vmlinuz": os.path.join(roots["binary"], "vmlinuz"), "release": abi,
-            "moddir": merged}
-
-
 def fetch_kernel(era):
-    if era in SPLIT_KERNELS:
-        return fetch_split_kernel(era)
+    """capture.py's kernel of ``era`` (7.3: the split linux-{binary,modules,base}
+    packages from trixie-backports, extracted into one tree), with "packages":
+    every package as PKG=VERSION."""
     k = C.fetch_kernel(era)
-    k["packages"] = [f"{k['package']}={k['version']}"]
+    k["packages"] = [f"{p}={k['version']}" for p in C.KERNEL_PACKAGES[era]]
     return k
 
 
