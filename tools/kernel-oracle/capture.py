@@ -151,20 +151,31 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
 
 
-def apt_options(suite):
-    """apt-get -o options of a private configuration that sees only ``suite``
-    (and nothing of the system's sources.list / sources.list.d)."""
-    d = os.path.join(CACHE, "apt", suite)
+def private_apt(d, sources, *extra):
+    """apt-get -o options of a configuration in ``d`` that sees only
+    ``sources`` (sources.list text) and nothing of the system's sources.list /
+    sources.list.d, with its own lists, archive cache and an empty dpkg status."""
     for sub in ("lists/partial", "archives/partial"):
         os.makedirs(os.path.join(d, sub), exist_ok=True)
     src = os.path.join(d, "sources.list")
-    with open(src, "w") as f:
-        f.write(f"deb [signed-by={APT_KEYRING}] {APT_MIRROR} {suite} main\n")
+    if not os.path.exists(src) or open(src).read() != sources:
+        with open(src, "w") as f:
+            f.write(sources)
+    status = os.path.join(d, "status")
+    if not os.path.exists(status):
+        open(status, "w").close()
     return ["-o", f"Dir::Etc::SourceList={src}", "-o", "Dir::Etc::SourceParts=/dev/null",
             "-o", f"Dir::State::Lists={os.path.join(d, 'lists')}",
             "-o", f"Dir::Cache={d}", "-o", f"Dir::Cache::Archives={os.path.join(d, 'archives')}",
+            "-o", f"Dir::State::status={status}",
             # the _apt user cannot write into this tree: download as the caller
-            "-o", "APT::Sandbox::User=root"]
+            "-o", "APT::Sandbox::User=root", *extra]
+
+
+def apt_options(suite):
+    """private_apt() options that see only ``suite`` of the Debian archive."""
+    return private_apt(os.path.join(CACHE, "apt", suite),
+                       f"deb [signed-by={APT_KEYRING}] {APT_MIRROR} {suite} main\n")
 
 
 def _debs_of(debs, pkg):

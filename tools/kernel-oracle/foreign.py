@@ -55,21 +55,9 @@ CROSS_GCC = {"arm64": "aarch64-linux-gnu-gcc", "ppc64el": "powerpc64le-linux-gnu
 
 def apt(*args, cwd=None):
     """apt-get with the private configuration (never the system's sources)."""
-    os.makedirs(os.path.join(APT_DIR, "lists", "partial"), exist_ok=True)
-    os.makedirs(os.path.join(APT_DIR, "cache", "archives", "partial"), exist_ok=True)
-    src = os.path.join(APT_DIR, "sources.list")
-    if not os.path.exists(src) or open(src).read() != SOURCES:
-        with open(src, "w") as f:
-            f.write(SOURCES)
-    status = os.path.join(APT_DIR, "status")
-    if not os.path.exists(status):
-        open(status, "w").close()
-    opts = ["-o", f"Dir::Etc::SourceList={src}", "-o", "Dir::Etc::SourceParts=/dev/null",
-            "-o", f"Dir::State::Lists={APT_DIR}/lists", "-o", f"Dir::Cache={APT_DIR}/cache",
-            "-o", f"Dir::State::status={status}", "-o", "APT::Architecture=arm64",
-            "-o", "Debug::NoLocking=1", "-o", "APT::Sandbox::User=root"]
-    for a in DEBARCHES:
-        opts += ["-o", f"APT::Architectures::={a}"]
+    opts = C.private_apt(APT_DIR, SOURCES, "-o", "APT::Architecture=arm64",
+                         "-o", "Debug::NoLocking=1",
+                         *[o for a in DEBARCHES for o in ("-o", f"APT::Architectures::={a}")])
     C.run(["apt-get", "-q"] + opts + list(args), cwd=cwd)
 
 
