@@ -26,9 +26,9 @@ import struct
 import subprocess
 import sys
 import tarfile
-import tempfile
-import threading
 import time
+
+import harness as H
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -151,20 +151,31 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
 
 
-def apt_options(suite):
-    """apt-get -o options of a private configuration that sees only ``suite``
-    (and nothing of the system's sources.list / sources.list.d)."""
-    d = os.path.join(CACHE, "apt", suite)
+def private_apt(d, sources, *extra):
+    """apt-get -o options of a configuration in ``d`` that sees only
+    ``sources`` (sources.list text) and nothing of the system's sources.list /
+    sources.list.d, with its own lists, archive cache and an empty dpkg status."""
     for sub in ("lists/partial", "archives/partial"):
         os.makedirs(os.path.join(d, sub), exist_ok=True)
     src = os.path.join(d, "sources.list")
-    with open(src, "w") as f:
-        f.write(f"deb [signed-by={APT_KEYRING}] {APT_MIRROR} {suite} main\n")
+    if not os.path.exists(src) or open(src).read() != sources:
+        with open(src, "w") as f:
+            f.write(sources)
+    status = os.path.join(d, "status")
+    if not os.path.exists(status):
+        open(status, "w").close()
     return ["-o", f"Dir::Etc::SourceList={src}", "-o", "Dir::Etc::SourceParts=/dev/null",
             "-o", f"Dir::State::Lists={os.path.join(d, 'lists')}",
             "-o", f"Dir::Cache={d}", "-o", f"Dir::Cache::Archives={os.path.join(d, 'archives')}",
+            "-o", f"Dir::State::status={status}",
             # the _apt user cannot write into this tree: download as the caller
-            "-o", "APT::Sandbox::User=root"]
+            "-o", "APT::Sandbox::User=root", *extra]
+
+
+def apt_options(suite):
+    """private_apt() options that see only ``suite`` of the Debian archive."""
+    return private_apt(os.path.join(CACHE, "apt", suite),
+                       f"deb [signed-by={APT_KEYRING}] {APT_MIRROR} {suite} main\n")
 
 
 def _debs_of(debs, pkg):
@@ -299,42 +310,12 @@ class Cpio:
         return data + b"\0" * ((512 - len(data) % 512) % 512)
 
 
-INIT = r"""#!/bin/busybox sh
-B=/bin/busybox
-$B mount -t proc proc /proc
-$B mount -t sysfs sysfs /sys
-$B mount -t devtmpfs devtmpfs /dev
-for m in $($B cat /modules.list); do
-  $B insmod /lib/modules/$m.ko || echo "@@ORACLE WARN insmod-$m@@"
-done
-i=0
-while [ ! -b /dev/vda ] && [ $i -lt 600 ]; do $B usleep 100000; i=$((i+1)); done
-ORACLE_HOTPLUG_TIMEOUT=@HOTPLUG_TIMEOUT@ /bin/oracle-helper run /scenario /dev/vda
-echo "@@ORACLE EXIT $?@@"
-$B sync
-$B poweroff -f
-"""
-
-
-def build_initramfs(k, helper, scenario_text, path):
-    c = Cpio()
-    for d in ("bin", "dev", "proc", "sys", "tmp", "lib", "lib/modules"):
-        c.dir(d)
-    c.chardev("dev/console", 5, 1)
-    c.chardev("dev/null", 1, 3)
-    with open(shutil.which("busybox") or "/bin/busybox", "rb") as f:
-        c.file("bin/busybox", f.read(), 0o755)
-    c.symlink("bin/sh", "busybox")
-    with open(helper, "rb") as f:
-        c.file("bin/oracle-helper", f.read(), 0o755)
-    mods = needed_modules(k)
-    for name, data in mods:
-        c.file(f"lib/modules/{name}.ko", data)
-    c.file("modules.list", "".join(n + "\n" for n, _ in mods).encode())
-    c.file("init", INIT.replace("@HOTPLUG_TIMEOUT@", str(HOTPLUG_TIMEOUT)).encode(), 0o755)
-    c.file("scenario", scenario_text.encode())
-    with open(path, "wb") as f:
-        f.write(c.finish())
+def build_initramfs(k, helper, scenario_text, path, targets=("virtio_pci", "virtio_blk"),
+                    deferred=()):
+    """/init loads ``targets`` and their dependencies, except the modules in
+    ``deferred`` (left in /lib/modules for the helper's insmod step)."""
+    H.build_initramfs(path, shutil.which("busybox") or "/bin/busybox", helper,
+                      needed_modules(k, targets), scenario_text, deferred)
 
 
 # --------------------------------------------------------------------------
@@ -404,12 +385,20 @@ class QMP:
 # --------------------------------------------------------------------------
 # one capture
 
-MARK = re.compile(rb"@@ORACLE ([A-Z]+)(?: ([^@\r\n]*))?@@")
-
-
 def kernel_cmdline(mom):
     return ("console=ttyS0 nokaslr memhp_default_state=offline "
             f"memory_hotplug.memmap_on_memory={mom} panic=-1")
+
+
+def qemu_argv(k, cmdline, initrd, img, sock, machine="pc"):
+    """The x86_64 guest: 2 GiB of boot RAM, room for 12 DIMMs, the output disk."""
+    return [QEMU, "-machine", machine, "-accel", "tcg,thread=multi", "-cpu", "max",
+            "-smp", "2", "-m", "2G,slots=12,maxmem=64G",
+            "-nodefaults", "-display", "none", "-no-reboot",
+            "-serial", "stdio", "-qmp", f"unix:{sock},server=on,wait=off",
+            "-kernel", k["vmlinuz"], "-initrd", initrd, "-append", cmdline,
+            "-drive", f"if=none,id=out,file={img},format=raw,cache=unsafe",
+            "-device", "virtio-blk-pci,drive=out"]
 
 
 def run_capture(name, keep_work=False):
@@ -417,141 +406,60 @@ def run_capture(name, keep_work=False):
     k = fetch_kernel(era)
     helper = build_helper()
     steps = scenario_steps(scen)
-    rs, re_ = scenario_range(scen)
-    work = tempfile.mkdtemp(prefix=f"oracle-{name}-", dir=os.path.join(CACHE))
-    try:
-        scen_txt = f"# {name}\nrange {rs:#x} {re_:#x}\n" + "".join(
-            f"step {d} {op} {'-' if b is None else b}\n" for d, op, b in steps)
-        initrd = os.path.join(work, "initrd.cpio")
-        build_initramfs(k, helper, scen_txt, initrd)
-        img = os.path.join(work, "out.img")
-        per_step = (re_ - rs) * 16 + (8 << 20)
-        with open(img, "wb") as f:
-            f.truncate((per_step * (len(steps) + 2) + (1 << 20) + 0xFFFFF) & ~0xFFFFF)
-        sock = os.path.join(work, "qmp.sock")
-        cmdline = kernel_cmdline(mom)
-        args = [QEMU, "-machine", "pc", "-accel", "tcg,thread=multi", "-cpu", "max",
-                "-smp", "2", "-m", "2G,slots=12,maxmem=64G",
-                "-nodefaults", "-display", "none", "-no-reboot",
-                "-serial", "stdio", "-qmp", f"unix:{sock},server=on,wait=off",
-                "-kernel", k["vmlinuz"], "-initrd", initrd, "-append", cmdline,
-                "-drive", f"if=none,id=out,file={img},format=raw,cache=unsafe",
-                "-device", "virtio-blk-pci,drive=out"]
+    scen_txt = "# {}\nrange {:#x} {:#x}\n".format(name, *scenario_range(scen)) + "".join(
+        f"step {d} {op} {'-' if b is None else b}\n" for d, op, b in steps)
+    cmdline = kernel_cmdline(mom)
+
+    def argv(initrd, img, sock):
+        args = qemu_argv(k, cmdline, initrd, img, sock)
         for i in range(cold_dimms(scen)):
             args += ["-object", f"memory-backend-ram,id=mem{i},size=128M",
                      "-device", f"pc-dimm,id=dimm{i},memdev=mem{i}"]
-        shown = [a.replace(k["vmlinuz"], os.path.basename(k["vmlinuz"]))
-                  .replace(initrd, "initrd.cpio").replace(img, "out.img")
-                  .replace(sock, "qmp.sock") for a in args]
-        log(f"{name}: booting {k['package']} ({k['version']})")
-        t0 = time.time()
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        console = bytearray()
-        marks = []
-        cond = threading.Condition()
+        return args
 
-        def reader():
-            pos = 0
-            while True:
-                chunk = proc.stdout.read1(65536)
-                if not chunk:
-                    break
-                with cond:
-                    console.extend(chunk)
-                    for m in MARK.finditer(console, max(0, pos - 200)):
-                        if m.end() > pos:
-                            marks.append((m.group(1).decode(),
-                                          (m.group(2) or b"").decode()))
-                    pos = len(console)
-                    cond.notify_all()
-            with cond:
-                marks.append(("EOF", ""))
-                cond.notify_all()
+    dimms = []
+    hot = []            # ids of the QMP hot-added DIMMs
 
-        th = threading.Thread(target=reader, daemon=True)
-        th.start()
-        qmp = QMP(sock)
-        dimms = []
-        try:
-            for d in qmp.cmd("query-memory-devices"):
-                v = d["data"]
+    def on_start(qmp):
+        for d in qmp.cmd("query-memory-devices"):
+            v = d["data"]
+            dimms.append({"id": v["id"], "addr": v["addr"], "size": v["size"]})
+
+    def hotadd(qmp, arg):
+        n = len([d for d in dimms if d["id"].startswith("dimmhp")])
+        hot.append(f"dimmhp{n}")
+        qmp.cmd("object-add", **{"qom-type": "memory-backend-ram",
+                                 "id": f"memhp{n}", "size": DIMM_SIZE})
+        qmp.cmd("device_add", driver="pc-dimm", id=hot[-1], memdev=f"memhp{n}")
+        for d in qmp.cmd("query-memory-devices"):
+            v = d["data"]
+            if v["id"] == hot[-1]:
                 dimms.append({"id": v["id"], "addr": v["addr"], "size": v["size"]})
-            seen = 0
-            hot_id = None
-            failure = None
-            while True:
-                with cond:
-                    ok = cond.wait_for(lambda: len(marks) > seen,
-                                       timeout=max(1, CAPTURE_TIMEOUT - (time.time() - t0)))
-                    if not ok:
-                        failure = "timeout"
-                        break
-                    kind, arg = marks[seen]
-                    seen += 1
-                if kind == "STEP":
-                    log(f"{name}: {arg}  ({time.time() - t0:.0f}s)")
-                elif kind == "HOTADD":
-                    n = len([d for d in dimms if d["id"].startswith("dimmhp")])
-                    hot_id = f"dimmhp{n}"
-                    qmp.cmd("object-add", **{"qom-type": "memory-backend-ram",
-                                             "id": f"memhp{n}", "size": DIMM_SIZE})
-                    qmp.cmd("device_add", driver="pc-dimm", id=hot_id, memdev=f"memhp{n}")
-                    for d in qmp.cmd("query-memory-devices"):
-                        v = d["data"]
-                        if v["id"] == hot_id:
-                            dimms.append({"id": v["id"], "addr": v["addr"], "size": v["size"]})
-                    log(f"{name}: QMP hot-added {hot_id}")
-                elif kind == "HOTREMOVE":
-                    qmp.cmd("device_del", id=hot_id)
-                    ev = qmp.wait_event("DEVICE_DELETED", 300)
-                    log(f"{name}: QMP device_del {hot_id}: "
-                        f"{'DEVICE_DELETED' if ev else 'no DEVICE_DELETED event'}")
-                    if ev:
-                        qmp.cmd("object-del", id=hot_id.replace("dimm", "mem"))
-                elif kind in ("FATAL", "EOF"):
-                    failure = f"{kind} {arg}"
-                    break
-                elif kind == "DONE":
-                    break
-        finally:
-            qmp.close()
-        try:
-            proc.wait(timeout=120 if not failure else 5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        th.join(10)
-        elapsed = time.time() - t0
-        stderr = proc.stderr.read().decode(errors="replace")
-        if failure:
-            with open(os.path.join(work, "console.log"), "wb") as f:
-                f.write(console)
-            raise RuntimeError(f"{name}: guest failed ({failure}); qemu stderr: "
-                               f"{stderr[-2000:]}; console in {work}/console.log")
-        log(f"{name}: guest finished in {elapsed:.0f}s")
-        return assemble(name, era, mom, scen, k, shown, cmdline, dimms, img,
-                        bytes(console), elapsed)
-    finally:
-        if not keep_work:
-            shutil.rmtree(work, ignore_errors=True)
+        log(f"{name}: QMP hot-added {hot[-1]}")
+
+    def hotremove(qmp, arg):
+        qmp.cmd("device_del", id=hot[-1])
+        ev = qmp.wait_event("DEVICE_DELETED", 300)
+        log(f"{name}: QMP device_del {hot[-1]}: "
+            f"{'DEVICE_DELETED' if ev else 'no DEVICE_DELETED event'}")
+        if ev:
+            qmp.cmd("object-del", id=hot[-1].replace("dimm", "mem"))
+
+    shown, members, console = H.boot(
+        name, f"{k['package']} ({k['version']})", k["vmlinuz"],
+        initramfs=lambda path: build_initramfs(k, helper, scen_txt, path), argv=argv,
+        range_pfns=scenario_range(scen), nsteps=len(steps),
+        hooks={"HOTADD": hotadd, "HOTREMOVE": hotremove}, on_start=on_start,
+        keep_work=keep_work)
+    return assemble(name, era, mom, scen, k, shown, cmdline, dimms, members, console)
 
 
-def assemble(name, era, mom, scen, k, qemu_args, cmdline, dimms, img, console, elapsed):
+def assemble(name, era, mom, scen, k, qemu_args, cmdline, dimms, members, console):
     rs, re_ = scenario_range(scen)
-    members = []
-    with open(img, "rb") as f, tarfile.open(fileobj=f, mode="r:") as t:
-        for m in t:
-            members.append((m.name, t.extractfile(m).read()))
     files = dict(members)
     release = files["uname-r"].decode().strip()
-    results = []
-    for line in files["results.txt"].decode().splitlines():
-        d, op, b, res, ns, detail = line.split(" ", 5)
-        results.append({"dir": d, "op": op, "block": None if b == "-" else int(b),
-                        "result": res, "detail": detail, "elapsed_ns": int(ns)})
-    if [r["dir"] for r in results] != [s[0] for s in scenario_steps(scen)]:
-        raise RuntimeError(f"{name}: steps incomplete: {[r['dir'] for r in results]}")
+    results = H.read_results(files["results.txt"].decode())
+    H.check_steps(name, results, [s[0] for s in scenario_steps(scen)])
     bsb = int(files["steps/00-boot/sys/devices/system/memory/block_size_bytes"], 16)
     manifest = {
         "name": name,
@@ -560,8 +468,7 @@ def assemble(name, era, mom, scen, k, qemu_args, cmdline, dimms, img, console, e
         "kernel_release": release,
         "era": era,
         "qemu_cmdline": qemu_args,
-        "qemu_version": subprocess.run([QEMU, "--version"], capture_output=True,
-                                       text=True).stdout.splitlines()[0],
+        "qemu_version": H.qemu_version(),
         "kernel_cmdline": cmdline,
         "guest_proc_cmdline": files.get("proc-cmdline", b"").decode().strip(),
         "boot_memory_bytes": BOOT_MEMORY,
@@ -577,28 +484,8 @@ def assemble(name, era, mom, scen, k, qemu_args, cmdline, dimms, img, console, e
                   "QMP hot-add). elapsed_ns are TCG-emulated timings. dmesg is the raw "
                   "syslog buffer (<level>[time] msg). console.log is the serial console."),
     }
-    os.makedirs(OUT, exist_ok=True)
-    dest = os.path.join(OUT, f"{name}.tar.xz")
-    tmp = dest + ".tmp"
-
-    def add(t, path, data):
-        ti = tarfile.TarInfo(f"{name}/{path}")
-        ti.size = len(data)
-        ti.mtime = 0
-        ti.mode = 0o644
-        ti.uname = ti.gname = ""
-        t.addfile(ti, io.BytesIO(data))
-
-    with tarfile.open(tmp, "w:xz", preset=9, format=tarfile.GNU_FORMAT) as t:
-        add(t, "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
-        for p, data in members:
-            if p.startswith("steps/"):
-                add(t, p, data)
-        add(t, "console.log", console)
-    os.replace(tmp, dest)
-    write_toml(name, era, mom, scen, results,
-               {p[len("steps/"):]: d for p, d in members if p.startswith("steps/")})
-    log(f"{name}: wrote {os.path.relpath(dest, REPO)} ({os.path.getsize(dest)} bytes)")
+    H.write_tarball(name, manifest, members, console)
+    write_toml(name, era, mom, scen, results, H.step_files(members))
     return manifest
 
 
@@ -636,24 +523,18 @@ def stand_in_allocation(scen, step_files):
 
 def write_toml(name, era, mom, scen, results, step_files):
     """<name>.toml from the capture's results and step files ({"NN-op/file": bytes})."""
-    with open(os.path.join(OUT, f"{name}.toml"), "w") as f:
-        f.write(scenario_toml(name, era, mom, scen,
-                              {r["dir"]: r["result"] for r in results},
-                              stand_in_allocation(scen, step_files)))
+    H.write_toml(name, scenario_toml(name, era, mom, scen,
+                                     {r["dir"]: r["result"] for r in results},
+                                     stand_in_allocation(scen, step_files)))
 
 
 def rewrite_tomls(names):
     """Regenerate the .toml of existing captures (no QEMU)."""
     for name in names:
         era, mom, scen = parse_name(name)
-        path = os.path.join(OUT, f"{name}.tar.xz")
-        with tarfile.open(path) as t:
-            files = {m.name.split("/", 1)[1]: t.extractfile(m).read()
-                     for m in t if m.isfile()}
-        manifest = json.loads(files["manifest.json"])
-        write_toml(name, era, mom, scen, manifest["steps"],
-                   {p[len("steps/"):]: d for p, d in files.items() if p.startswith("steps/")})
-        log(f"{name}: wrote {os.path.relpath(os.path.join(OUT, name + '.toml'), REPO)}")
+        files = H.load(name)
+        write_toml(name, era, mom, scen, json.loads(files["manifest.json"])["steps"],
+                   H.step_files(files))
 
 
 def scenario_toml(name, era, mom, scen, results=None, stand_in=None):
@@ -661,31 +542,12 @@ def scenario_toml(name, era, mom, scen, results=None, stand_in=None):
     stand_in: (pages, first pfn, last pfn, step dir) of the kernel's own
     allocations in memory32 (``default`` captures), replayed as an alloc step."""
     results = results or {}
-    out = [f"# Mirrors kernel-oracle capture {name} (tests/data/oracle/{name}.tar.xz);",
-           "# generated by tools/kernel-oracle/capture.py.  Cold-plugged DIMMs are ACPI-added",
+    out = [*H.toml_head(name, "capture.py", "Cold-plugged DIMMs are ACPI-added"),
            "# at boot with memhp_default_state=offline, hence the add steps mapped to 00-boot.",
-           "",
-           "[machine]",
-           'arch = "x86_64"',
-           f'kernel = "{era}"',
-           'boot_memory = "2G"',
-           f'memmap_on_memory = "{"y" if mom else "n"}"',
-           'online_policy = "contig-zones"',
-           'auto_online_blocks = "offline"',
-           'on_error = "continue"']
+           *H.machine_table("x86_64", era, "2G", "y" if mom else "n")]
 
     def step(comment=(), **kv):
-        out.append("")
-        out.extend(comment)
-        res = results.get(kv.get("capture"))
-        out.append("[[step]]" + (f"  # kernel: {res}" if res else ""))
-        for k_, v in kv.items():
-            if isinstance(v, list):
-                out.append(f"{k_} = [{', '.join(str(x) for x in v)}]")
-            elif isinstance(v, int):
-                out.append(f"{k_} = {v}")
-            else:
-                out.append(f'{k_} = "{v}"')
+        out.extend(H.toml_table("[[step]]", kv, results.get(kv.get("capture")), comment))
 
     for i in range(cold_dimms(scen)):
         step(op="add", size="128M", start=f"{DIMM_BASE + i * DIMM_SIZE:#x}", capture="00-boot")

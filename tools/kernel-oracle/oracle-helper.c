@@ -642,6 +642,31 @@ static int wait_online(long blk, uint64_t *ns)
 	}
 }
 
+/* The steps the host does over QMP when the guest prints the mark; the guest
+ * then waits until memoryN is gone (0), appears (1) or reads online
+ * (QMP_ONLINE: pseries DLPAR onlines the LMBs it adds itself). */
+#define QMP_ONLINE 2
+static const struct qmp_step {
+	const char *op, *mark, *how, *done, *failed;
+	int want;
+} qmp_steps[] = {
+	{ "dlpar-add", "HOTADD", "QMP device_add (pseries DLPAR)", "online", "not online",
+	  QMP_ONLINE },
+	{ "dlpar-remove", "HOTREMOVE", "QMP device_del (pseries DLPAR)", "disappeared",
+	  "still present", 0 },
+	{ "hot-add", "HOTADD", "QMP object-add+device_add pc-dimm", "appeared", "did not appear", 1 },
+	{ "hot-remove", "HOTREMOVE", "QMP device_del pc-dimm (ACPI eject)", "disappeared",
+	  "still present", 0 },
+};
+
+static const struct qmp_step *qmp_step(const char *op)
+{
+	for (size_t i = 0; i < sizeof qmp_steps / sizeof qmp_steps[0]; i++)
+		if (!strcmp(op, qmp_steps[i].op))
+			return &qmp_steps[i];
+	return NULL;
+}
+
 static int run(const char *scen, const char *dev)
 {
 	struct sigaction sa;
@@ -724,6 +749,7 @@ static int run(const char *scen, const char *dev)
 		char detail[512] = "";
 		char path[256];
 		char hostres[64] = "";
+		const struct qmp_step *q;
 
 		if (!strcmp(op, "boot")) {
 			snprintf(detail, sizeof detail, "state right after boot");
@@ -736,30 +762,11 @@ static int run(const char *scen, const char *dev)
 			snprintf(detail, sizeof detail,
 				 "write '%s' to memory%ld/state: %s after %.3f ms (TCG time)",
 				 op, blk, err ? errname(err) : "ok", ns / 1e6);
-		} else if (!strcmp(op, "dlpar-add")) {
-			say("@@ORACLE HOTADD memory%ld@@\n", blk);
-			err = wait_online(blk, &ns);
-			snprintf(detail, sizeof detail,
-				 "QMP device_add (pseries DLPAR); memory%ld %s after %.3f ms",
-				 blk, err ? "not online" : "online", ns / 1e6);
-		} else if (!strcmp(op, "dlpar-remove")) {
-			say("@@ORACLE HOTREMOVE memory%ld@@\n", blk);
-			err = wait_block(blk, 0, &ns);
-			snprintf(detail, sizeof detail,
-				 "QMP device_del (pseries DLPAR); memory%ld %s after %.3f ms",
-				 blk, err ? "still present" : "disappeared", ns / 1e6);
-		} else if (!strcmp(op, "hot-add")) {
-			say("@@ORACLE HOTADD memory%ld@@\n", blk);
-			err = wait_block(blk, 1, &ns);
-			snprintf(detail, sizeof detail,
-				 "QMP object-add+device_add pc-dimm; memory%ld %s after %.3f ms",
-				 blk, err ? "did not appear" : "appeared", ns / 1e6);
-		} else if (!strcmp(op, "hot-remove")) {
-			say("@@ORACLE HOTREMOVE memory%ld@@\n", blk);
-			err = wait_block(blk, 0, &ns);
-			snprintf(detail, sizeof detail,
-				 "QMP device_del pc-dimm (ACPI eject); memory%ld %s after %.3f ms",
-				 blk, err ? "still present" : "disappeared", ns / 1e6);
+		} else if ((q = qmp_step(op))) {
+			say("@@ORACLE %s memory%ld@@\n", q->mark, blk);
+			err = q->want == QMP_ONLINE ? wait_online(blk, &ns) : wait_block(blk, q->want, &ns);
+			snprintf(detail, sizeof detail, "%s; memory%ld %s after %.3f ms",
+				 q->how, blk, err ? q->failed : q->done, ns / 1e6);
 		} else if (!strcmp(op, "insmod")) {
 			uint64_t t0 = now_ns();
 			int fd = open(blks, O_RDONLY | O_CLOEXEC);
