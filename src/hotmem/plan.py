@@ -17,25 +17,150 @@ answer and one that fails a memory block above it, both runnable with
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Final, Literal, NotRequired, Required, TypedDict, TypeVar, overload
 
+from .constants import MemmapMode, OnlinePolicy, OnlineType
 from .errors import ConfigError
-from .scenario import Scenario, parse_scenario, run_scenario
+from .machine import Machine
+from .scenario import Scenario, StepResult, parse_scenario, run_scenario
 from .units import fmt_size, parse_size
 
-MODES = ("n", "y")
-ONLINE_TYPES = ("online", "online_kernel", "online_movable")
+# the memmap_on_memory modes every answer is found for
+Mode = Literal["n", "y"]
+MODES: Final[tuple[Mode, ...]] = ("n", "y")
+ONLINE_TYPES: Final[tuple[OnlineType, ...]] = ("online", "online_kernel", "online_movable")
 # auto_movable_ratio values tried with the auto-movable policy: the kernel's
 # default (301) and one that lets all of a large DIMM be movable
-RATIOS = (301, 3000)
-BLOCK_SIZES = ("128M", "256M", "512M", "1G", "2G")
-MAX_ROUNDS = 16
+RATIOS: Final = (301, 3000)
+BLOCK_SIZES: Final = ("128M", "256M", "512M", "1G", "2G")
+MAX_ROUNDS: Final = 16
+
+
+class PlanMachine(TypedDict, total=False):
+    """The [machine] keys the plan sets (sizes as the options give them)."""
+
+    arch: Required[str]
+    kernel: Required[str]
+    boot_memory: Required[str | int]
+    block_size: str | int
+    online_policy: OnlinePolicy
+    auto_movable_ratio: int
+    auto_online_blocks: OnlineType
+    max_memory: str | int
+    memmap_on_memory: MemmapMode
+
+
+class Settings(TypedDict):
+    """One combination the target question varies."""
+
+    memmap_on_memory: MemmapMode
+    block_size: str
+    online_policy: OnlinePolicy
+    auto_online_blocks: OnlineType
+    auto_movable_ratio: NotRequired[int]  # with the auto-movable policy only
+
+
+class ScenarioMachine(PlanMachine, total=False):
+    on_error: Literal["stop", "continue"]
+
+
+class StepTable(TypedDict, total=False):
+    """A [[step]] of the scenarios the plan runs: add, alloc or offline."""
+
+    op: Required[Literal["add", "alloc", "offline"]]
+    size: int | str
+    kind: Literal["unmovable"]
+    pages: int
+    seed: int
+    blocks: Literal["online"]
+
+
+class ScenarioTable(TypedDict):
+    """A scenario as parsed TOML, as ``hotmem run`` reads it."""
+
+    machine: ScenarioMachine
+    step: list[StepTable]
+
+
+class ProbeJson(TypedDict):
+    machine: PlanMachine
+    adds_bytes: list[int]
+    result: str
+    message: str
+    scenario: str
+
+
+class AnswerJson(TypedDict):
+    bytes: int
+    complete: bool
+    succeeds: ProbeJson
+    fails: ProbeJson | None
+
+
+class TrialJson(TypedDict):
+    settings: Settings
+    comes_up: bool
+    stays_offlinable: bool
+    memmap_bytes: int
+    memmap_in_boot_memory_bytes: int
+    why_not: str | None
+    scenario: str
+
+
+class TargetJson(TypedDict):
+    bytes: int
+    load_pages: int
+    settings: list[TrialJson]
+
+
+class Refusal(TypedDict):
+    block: int
+    errno: str
+    reason: str
+    early: bool
+
+
+class Offlinable(TypedDict):
+    offlinable: list[int]
+    refused: list[Refusal]
+
+
+class OfflinableNow(Offlinable):
+    source: str                           # the scenario file, or "boot"
+
+
+class Proofs(TypedDict):
+    largest_single_add: dict[Mode, AnswerJson]
+    largest_total_growth: dict[Mode, AnswerJson]
+
+
+class Answers(TypedDict):
+    single: dict[Mode, Answer]
+    growth: dict[Mode, Answer]
+
+
+class PlanHead(TypedDict):
+    machine: PlanMachine
+    largest_single_add: dict[Mode, int]
+    largest_total_growth: dict[Mode, int]
+    proofs: Proofs
+    target: NotRequired[TargetJson]        # with a target size only
+
+
+class Plan(PlanHead):
+    """make_plan's answer, keys in this order: ``hotmem plan --json`` prints
+    all but _answers."""
+
+    offlinable_now: OfflinableNow
+    _answers: Answers
 
 
 def size_str(n: int) -> str:
@@ -52,7 +177,7 @@ def size_str(n: int) -> str:
 class Probe:
     """One proof: a scenario and how its last step ended."""
 
-    machine: dict
+    machine: PlanMachine
     adds: list[int]                       # sizes of the add steps, in bytes
     result: str = ""                      # "ok" or the errno name of the last step
     message: str = ""
@@ -71,7 +196,7 @@ class Probe:
         tail = "ok" if self.result == "ok" else f"{self.result}: {self.message}"
         return f"add {adds}: {tail}"
 
-    def as_json(self) -> dict:
+    def as_json(self) -> ProbeJson:
         return {"machine": self.machine, "adds_bytes": self.adds, "result": self.result,
                 "message": self.message, "scenario": self.toml()}
 
@@ -84,22 +209,27 @@ class Answer:
     succeeds: Probe
     fails: Probe | None                   # None: the search stopped still growing
 
-    def as_json(self) -> dict:
+    def as_json(self) -> AnswerJson:
         return {"bytes": self.bytes, "complete": self.fails is not None,
                 "succeeds": self.succeeds.as_json(),
                 "fails": self.fails.as_json() if self.fails is not None else None}
 
 
-def _scenario(machine: dict, adds: list[int]) -> Scenario:
-    data = {"machine": dict(machine, on_error="stop"),
-            "step": [{"op": "add", "size": s} for s in adds]}
-    return parse_scenario(data, "<plan>")
+def _scenario(machine: PlanMachine, adds: list[int]) -> Scenario:
+    data: ScenarioTable = {"machine": {**machine, "on_error": "stop"},
+                           "step": [{"op": "add", "size": s} for s in adds]}
+    return _parse(data)
 
 
-def probe(machine: dict, adds: list[int]) -> Probe:
+def _parse(data: ScenarioTable) -> Scenario:
+    # parse_scenario takes any parsed TOML, typed as a plain dict
+    return parse_scenario(dict(data), "<plan>")
+
+
+def probe(machine: PlanMachine, adds: list[int]) -> Probe:
     """Run the adds in order; the probe's result is the last step's."""
     _, results = run_scenario(_scenario(machine, adds))
-    p = Probe(dict(machine), list(adds))
+    p = Probe(machine.copy(), list(adds))
     last = results[-1]
     if len(results) < len(adds):          # an earlier add failed: not a valid prefix
         raise AssertionError(f"plan: the adds before the last failed: {last.errno}")
@@ -107,14 +237,16 @@ def probe(machine: dict, adds: list[int]) -> Probe:
     return p
 
 
-def largest_add(machine: dict, before: list[int], block: int, limit_blocks: int) -> Answer:
+def largest_add(machine: PlanMachine, before: list[int], block: int,
+                limit_blocks: int) -> Answer:
     """The largest add (in whole blocks, at most ``limit_blocks``) that succeeds
     after the adds ``before``: doubling until one fails, then bisection.
     Hot-add failures (ENOMEM for memmap, E2BIG past the address space) grow
     monotonically with the size, which is what makes the bisection exact; the
     two probes kept in the answer are run as they are reported."""
     lo, lo_probe = 0, None                 # lo blocks succeed (0 trivially)
-    hi, hi_probe = None, None              # hi blocks fail
+    hi: int | None = None                  # hi blocks fail
+    hi_probe: Probe | None = None
     k = 1
     while hi is None:
         k = min(k, limit_blocks + 1)
@@ -134,11 +266,11 @@ def largest_add(machine: dict, before: list[int], block: int, limit_blocks: int)
         else:
             hi, hi_probe = mid, p
     if lo_probe is None:                   # not even one block: the prefix alone
-        lo_probe = Probe(dict(machine), list(before), "ok")
+        lo_probe = Probe(machine.copy(), list(before), "ok")
     return Answer(lo * block, lo_probe, hi_probe)
 
 
-def _geometry(machine: dict) -> tuple[int, int]:
+def _geometry(machine: PlanMachine) -> tuple[int, int]:
     """Block size and the blocks between the first hot-add address and the
     end of the address space, from the engine's machine."""
     from .memory_hotplug import default_add_start
@@ -146,12 +278,12 @@ def _geometry(machine: dict) -> tuple[int, int]:
     return m.block_size, (m.max_phys - default_add_start(m)) // m.block_size
 
 
-def largest_single_add(machine: dict) -> Answer:
+def largest_single_add(machine: PlanMachine) -> Answer:
     block, room = _geometry(machine)
     return largest_add(machine, [], block, room)
 
 
-def largest_growth(machine: dict) -> Answer:
+def largest_growth(machine: PlanMachine) -> Answer:
     """Adds one after the other, each the largest that succeeds, until one
     block more fails; the answer is their sum.  A machine still growing after
     MAX_ROUNDS adds (5.13 .. 6.7 with memmap on memory: every single-block add
@@ -159,13 +291,14 @@ def largest_growth(machine: dict) -> Answer:
     lower bound, without a failing proof."""
     block, room = _geometry(machine)
     adds: list[int] = []
-    last = None
+    last: Answer | None = None
     for _ in range(MAX_ROUNDS):
         ans = largest_add(machine, adds, block, room - sum(adds) // block)
         if ans.bytes == 0:
             return Answer(sum(adds), ans.succeeds, ans.fails)
         adds.append(ans.bytes)
         last = ans
+    assert last is not None               # MAX_ROUNDS >= 1 rounds ran, none returned
     return Answer(sum(adds), last.succeeds, None)
 
 
@@ -173,7 +306,7 @@ def largest_growth(machine: dict) -> Answer:
 
 @dataclass
 class Trial:
-    settings: dict
+    settings: Settings
     came_up: bool = False
     offlinable: bool = False
     lost_bytes: int = 0                   # memmap of the target, wherever it lives
@@ -181,58 +314,61 @@ class Trial:
     why: str = ""
     scenario: str = ""
 
-    def as_json(self) -> dict:
+    def as_json(self) -> TrialJson:
         return {"settings": self.settings, "comes_up": self.came_up,
                 "stays_offlinable": self.offlinable, "memmap_bytes": self.lost_bytes,
                 "memmap_in_boot_memory_bytes": self.boot_bytes,
                 "why_not": self.why or None, "scenario": self.scenario}
 
 
-def target_candidates(machine: dict) -> list[dict]:
+def target_candidates(machine: PlanMachine) -> list[Settings]:
     """Every setting the question varies; combinations the engine rejects
     (force before 6.6, a block size the target is not a multiple of) drop out
     when the trial runs."""
-    modes = ["n", "y", "force"]
-    policies = [("contig-zones", None)] + [("auto-movable", r) for r in RATIOS]
-    out = []
+    modes: list[MemmapMode] = ["n", "y", "force"]
+    policies: list[tuple[OnlinePolicy, int | None]] = [("contig-zones", None)]
+    policies += [("auto-movable", r) for r in RATIOS]
+    out: list[Settings] = []
     for mode in modes:
         for bs in BLOCK_SIZES:
             for policy, ratio in policies:
                 for online in ONLINE_TYPES:
-                    s = {"memmap_on_memory": mode, "block_size": bs, "online_policy": policy,
-                         "auto_online_blocks": online}
+                    s: Settings = {"memmap_on_memory": mode, "block_size": bs,
+                                   "online_policy": policy, "auto_online_blocks": online}
                     if ratio is not None:
                         s["auto_movable_ratio"] = ratio
                     out.append(s)
     return out
 
 
-def target_scenario(machine: dict, settings: dict, target: int, load: int) -> dict:
-    steps = [{"op": "add", "size": fmt_size(target)}]
+def target_scenario(machine: PlanMachine, settings: Settings, target: int,
+                    load: int) -> ScenarioTable:
+    steps: list[StepTable] = [{"op": "add", "size": fmt_size(target)}]
     if load:
         # the kernel's own allocations after the memory came up (slab, page
         # tables): unmovable, spread at random over the zones that take them
         steps.append({"op": "alloc", "kind": "unmovable", "pages": load, "seed": 1})
     steps.append({"op": "offline", "blocks": "online"})
-    return {"machine": dict(machine, **settings, on_error="stop"), "step": steps}
+    return {"machine": {**machine, **settings, "on_error": "stop"}, "step": steps}
 
 
-def run_trial(machine: dict, settings: dict, target: int, load: int) -> Trial | None:
+def run_trial(machine: PlanMachine, settings: Settings, target: int,
+              load: int) -> Trial | None:
     """None when the engine rejects the settings themselves."""
     from .report import memmap_summary
-    t = Trial(dict(settings))
+    t = Trial(settings.copy())
     data = target_scenario(machine, settings, target, load)
     try:
-        sc = parse_scenario(data, "<plan>")
+        sc = _parse(data)
         m = sc.build_machine()
     except ConfigError:
         return None
     if target % m.block_size:
         return None
     t.scenario = _toml(data)
-    seen: dict[str, Any] = {}
+    seen: dict[str, int] = {}
 
-    def on_step(m, res) -> None:
+    def on_step(m: Machine, res: StepResult) -> None:
         if res.step.op == "add" and res.ok:
             from .constants import MEM_ONLINE
             hot = res.blocks
@@ -261,7 +397,7 @@ def run_trial(machine: dict, settings: dict, target: int, load: int) -> Trial | 
     return t
 
 
-def target_settings(machine: dict, target: int, load: int,
+def target_settings(machine: PlanMachine, target: int, load: int,
                     pool: Executor | None = None) -> list[Trial]:
     """Trials of every candidate; the good ones first, least memmap first, then
     least memmap taken from the memory that was online before the hot-add."""
@@ -273,7 +409,23 @@ def target_settings(machine: dict, target: int, load: int,
                                          t.boot_bytes))
 
 
-def _map(pool: Executor | None, fn, *args) -> list:
+A = TypeVar("A")
+B = TypeVar("B")
+C = TypeVar("C")
+D = TypeVar("D")
+R = TypeVar("R")
+
+
+@overload
+def _map(pool: Executor | None, fn: Callable[[A], R], a: Sequence[A], /) -> list[R]: ...
+
+
+@overload
+def _map(pool: Executor | None, fn: Callable[[A, B, C, D], R], a: Sequence[A], b: Sequence[B],
+         c: Sequence[C], d: Sequence[D], /) -> list[R]: ...
+
+
+def _map(pool: Executor | None, fn: Callable[..., R], *args: Sequence[object]) -> list[R]:
     """fn over the argument lists, on the pool when there is one (the searches
     are independent of each other; each is sequential inside)."""
     if pool is None:
@@ -283,14 +435,15 @@ def _map(pool: Executor | None, fn, *args) -> list:
 
 # ---------------------------------------------------------------- offlinable now
 
-def offlinable_now(m) -> dict:
+def offlinable_now(m: Machine) -> Offlinable:
     """Every online memory block: would an offline succeed now, and if not why."""
     import numpy as np
 
     from .constants import MEM_ONLINE
-    ok, refused = [], []
-    for blk in np.flatnonzero(m.blk_state == MEM_ONLINE):
-        blk = int(blk)
+    ok: list[int] = []
+    refused: list[Refusal] = []
+    for b in np.flatnonzero(m.blk_state == MEM_ONLINE):
+        blk = int(b)
         err = m.design.offline_check(m, blk)
         if err is None:
             ok.append(blk)
@@ -302,9 +455,9 @@ def offlinable_now(m) -> dict:
 
 # ---------------------------------------------------------------- the plan
 
-def plan_machine(args) -> dict:
-    machine: dict[str, Any] = {"arch": args.arch, "kernel": args.kernel,
-                               "boot_memory": args.boot_memory}
+def plan_machine(args: argparse.Namespace) -> PlanMachine:
+    machine: PlanMachine = {"arch": args.arch, "kernel": args.kernel,
+                            "boot_memory": args.boot_memory}
     for key in ("block_size", "online_policy", "auto_movable_ratio", "auto_online_blocks",
                 "max_memory"):
         v = getattr(args, key, None)
@@ -312,12 +465,12 @@ def plan_machine(args) -> dict:
             machine[key] = v
     # the settings alone, so a bad value is named before any search
     for mode in MODES:
-        _scenario(dict(machine, memmap_on_memory=mode), []).build_machine()
+        _scenario({**machine, "memmap_on_memory": mode}, []).build_machine()
     return machine
 
 
-def make_plan(machine: dict, target: int | None = None, load: int = 0,
-              scenario: Scenario | None = None, workers: int = 1) -> dict:
+def make_plan(machine: PlanMachine, target: int | None = None, load: int = 0,
+              scenario: Scenario | None = None, workers: int = 1) -> Plan:
     """Every answer; ``workers`` > 1 runs the independent searches on a local
     process pool."""
     pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
@@ -328,12 +481,12 @@ def make_plan(machine: dict, target: int | None = None, load: int = 0,
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _make_plan(machine: dict, target: int | None, load: int, scenario: Scenario | None,
-               pool: Executor | None) -> dict:
-    by_mode = [dict(machine, memmap_on_memory=mode) for mode in MODES]
-    single = dict(zip(MODES, _map(pool, largest_single_add, by_mode)))
-    growth = dict(zip(MODES, _map(pool, largest_growth, by_mode)))
-    out: dict[str, Any] = {
+def _make_plan(machine: PlanMachine, target: int | None, load: int, scenario: Scenario | None,
+               pool: Executor | None) -> Plan:
+    by_mode: list[PlanMachine] = [{**machine, "memmap_on_memory": mode} for mode in MODES]
+    single = dict(zip(MODES, _map(pool, largest_single_add, by_mode), strict=True))
+    growth = dict(zip(MODES, _map(pool, largest_growth, by_mode), strict=True))
+    head: PlanHead = {
         "machine": machine,
         "largest_single_add": {mode: a.bytes for mode, a in single.items()},
         "largest_total_growth": {mode: a.bytes for mode, a in growth.items()},
@@ -342,25 +495,27 @@ def _make_plan(machine: dict, target: int | None, load: int, scenario: Scenario 
     }
     if target is not None:
         trials = target_settings(machine, target, load, pool)
-        out["target"] = {"bytes": target, "load_pages": load,
-                         "settings": [t.as_json() for t in trials]}
+        head["target"] = {"bytes": target, "load_pages": load,
+                          "settings": [t.as_json() for t in trials]}
+    now: OfflinableNow
     if scenario is not None:
         m, _ = run_scenario(scenario)
-        out["offlinable_now"] = dict(offlinable_now(m), source=scenario.source)
+        now = {**offlinable_now(m), "source": scenario.source}
     else:
-        m = _scenario(dict(machine, memmap_on_memory="n"), []).build_machine()
-        out["offlinable_now"] = dict(offlinable_now(m), source="boot")
-    out["_answers"] = {"single": single, "growth": growth}
-    return out
+        m = _scenario({**machine, "memmap_on_memory": "n"}, []).build_machine()
+        now = {**offlinable_now(m), "source": "boot"}
+    return {**head, "offlinable_now": now, "_answers": {"single": single, "growth": growth}}
 
 
-def format_plan(plan: dict) -> str:
+def format_plan(plan: Plan) -> str:
     mc = plan["machine"]
     head = ", ".join(f"{k}={v}" for k, v in mc.items())
     lines = [f"machine: {head}", ""]
-    for key, title in (("single", "largest single hot-add"), ("growth", "largest total growth")):
+    answers = plan["_answers"]
+    for by_mode, title in ((answers["single"], "largest single hot-add"),
+                           (answers["growth"], "largest total growth")):
         lines.append(f"{title} (proof: succeeds at the size, fails one block above)")
-        for mode, a in plan["_answers"][key].items():
+        for mode, a in by_mode.items():
             least = "" if a.fails is not None else "at least "
             lines.append(f"  memmap_on_memory={mode}: {least}{size_str(a.bytes)}"
                          f" ({a.bytes} bytes)")
@@ -376,14 +531,17 @@ def format_plan(plan: dict) -> str:
                      f"offlinable (load: {t['load_pages']} unmovable pages), least memmap first: "
                      f"{len(good)} of {len(t['settings'])}")
         for s in good[:10]:
+            boot = s["memmap_in_boot_memory_bytes"]
             lines.append(f"  {_settings(s['settings']):<76} memmap {fmt_size(s['memmap_bytes'])}"
-                         f" ({fmt_size(s['memmap_in_boot_memory_bytes']) if s['memmap_in_boot_memory_bytes'] else 0} in boot memory)")
+                         f" ({fmt_size(boot) if boot else 0} in boot memory)")
         if len(good) > 10:
             lines.append(f"  ... {len(good) - 10} more (--json lists all)")
         bad = [s for s in t["settings"] if not (s["comes_up"] and s["stays_offlinable"])]
         reasons: dict[str, int] = {}
         for s in bad:
-            k = ":".join(s["why_not"].split(":")[:2])   # "offline: EBUSY"
+            why = s["why_not"]
+            assert why is not None        # run_trial says why a trial is not good
+            k = ":".join(why.split(":")[:2])   # "offline: EBUSY"
             reasons[k] = reasons.get(k, 0) + 1
         for k, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
             lines.append(f"  not: {n} setting(s), {k}")
@@ -402,7 +560,7 @@ def format_plan(plan: dict) -> str:
     return "\n".join(lines)
 
 
-def _settings(s: dict) -> str:
+def _settings(s: Settings) -> str:
     out = f"memmap_on_memory={s['memmap_on_memory']} block_size={s['block_size']} " \
           f"{s['online_policy']}"
     if "auto_movable_ratio" in s:
@@ -419,7 +577,8 @@ def _generic(reason: str) -> str:
 
 
 def _ranges(ids: list[int]) -> str:
-    out, i = [], 0
+    out: list[str] = []
+    i = 0
     while i < len(ids):
         j = i
         while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
@@ -429,19 +588,19 @@ def _ranges(ids: list[int]) -> str:
     return ", ".join(out)
 
 
-def _toml(data: dict) -> str:
+def _toml(data: ScenarioTable) -> str:
     lines = ["[machine]"] + [f"{k} = {json.dumps(v)}" for k, v in data["machine"].items()]
     for s in data["step"]:
         lines += ["", "[[step]]"] + [f"{k} = {json.dumps(v)}" for k, v in s.items()]
     return "\n".join(lines) + "\n"
 
 
-def write_proofs(plan: dict, directory: str | Path) -> list[Path]:
+def write_proofs(plan: Plan, directory: str | Path) -> list[Path]:
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     paths = []
-    for key, answers in plan["_answers"].items():
-        for mode, a in answers.items():
+    for key in ("single", "growth"):
+        for mode, a in plan["_answers"][key].items():
             for what, p in (("ok", a.succeeds), ("fail", a.fails)):
                 if p is None:
                     continue
@@ -453,7 +612,7 @@ def write_proofs(plan: dict, directory: str | Path) -> list[Path]:
 
 # ---------------------------------------------------------------- command line
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("plan", help="sizing answers found by searching with the engine")
     p.add_argument("--arch", help="see `hotmem arches` (default x86_64)")
     p.add_argument("--kernel", help="kernel release whose semantics apply (default 6.12)")
@@ -477,7 +636,7 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_plan)
 
 
-def cmd_plan(args) -> int:
+def cmd_plan(args: argparse.Namespace) -> int:
     from .scenario import load_scenario
     scenario = load_scenario(args.scenario) if args.scenario else None
     if scenario is not None:

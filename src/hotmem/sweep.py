@@ -28,49 +28,75 @@ point (allocation placement is seeded), so sweeps are deterministic.
 """
 from __future__ import annotations
 
+import argparse
 import copy
 import csv
+import datetime
 import itertools
 import math
-import re
 import os
+import re
 import tempfile
 import time
 import tomllib
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar
 
+from .designs import Design
 from .errors import ConfigError
 from .scenario import COMMON_STEP_KEYS, MACHINE_KEYS, STEP_KEYS, parse_scenario
 from .units import fmt_size, parse_size
 
-GRID_KEYS = ("base", "axes")
-SEEDED_OPS = ("alloc", "free")
+if TYPE_CHECKING:
+    from distributed import Future, LocalCluster
+
+    from .report import MachineReport
+
+GRID_KEYS: Final = ("base", "axes")
+SEEDED_OPS: Final = ("alloc", "free")
 # report sections that are per block or per step: steps become step.N.outcome
-SKIPPED_REPORT_KEYS = ("memory_blocks", "steps")
+SKIPPED_REPORT_KEYS: Final = ("memory_blocks", "steps")
+
+# a value of an axis: any TOML value but a table or an array
+AxisValue = str | int | float | bool | datetime.datetime | datetime.date | datetime.time
+# a cell of a row: an axis value, a report number or string, a step outcome;
+# None where a point has no such column (or an empty CSV cell)
+Cell = AxisValue | None
+# a point of the grid, {axis: value}
+Point = dict[str, AxisValue]
+# a row of the table, {column: cell}: its columns depend on the grid and the
+# report, so it is a mapping rather than a TypedDict
+Row = dict[str, Cell]
+# a task's points and the rows it returns, each with the point's index in the grid
+Chunk = list[tuple[int, Point]]
+Done = list[tuple[int, Row]]
+TableFormat = Literal["parquet", "csv"]
+T = TypeVar("T")
 
 
 @dataclass
 class Grid:
-    base: dict            # the base scenario as parsed TOML
+    base: dict[str, Any]  # the base scenario as parsed TOML
     source: str           # the base scenario's file name
-    axes: dict[str, list]
+    axes: dict[str, list[AxisValue]]
 
     @property
     def names(self) -> list[str]:
         return list(self.axes)
 
-    def points(self) -> list[dict]:
+    def points(self) -> list[Point]:
         """Every point, as {axis: value}, in grid order."""
-        return [dict(zip(self.axes, vals)) for vals in itertools.product(*self.axes.values())]
+        return [dict(zip(self.axes, vals, strict=True))
+                for vals in itertools.product(*self.axes.values())]
 
     def __len__(self) -> int:
         return math.prod(len(v) for v in self.axes.values())
 
 
-def point_key(point: dict, names: list[str]) -> tuple[str, ...]:
+def point_key(point: Mapping[str, Cell], names: list[str]) -> tuple[str, ...]:
     """How a point is recognised in an output file (CSV cells are text)."""
     return tuple(str(point[n]) for n in names)
 
@@ -90,7 +116,8 @@ def load_grid(path: str | Path) -> Grid:
     return parse_grid(data, str(path), path.parent)
 
 
-def parse_grid(data: dict, source: str = "<grid>", base_dir: Path = Path(".")) -> Grid:
+def parse_grid(data: dict[str, Any], source: str = "<grid>",
+               base_dir: Path = Path(".")) -> Grid:
     unknown = sorted(set(data) - set(GRID_KEYS))
     if unknown:
         raise ConfigError(f"{source}: unknown key(s) {unknown}; a grid has base and [axes]")
@@ -109,7 +136,7 @@ def parse_grid(data: dict, source: str = "<grid>", base_dir: Path = Path(".")) -
     raw_axes = data.get("axes")
     if not isinstance(raw_axes, dict) or not raw_axes:
         raise ConfigError(f"{source}: axes: give at least one axis in an [axes] table")
-    axes = {}
+    axes: dict[str, list[AxisValue]] = {}
     for name, spec in raw_axes.items():
         where = f"{source}: axes: {name!r}"
         values = _axis_values(where, spec)
@@ -118,7 +145,7 @@ def parse_grid(data: dict, source: str = "<grid>", base_dir: Path = Path(".")) -
     return Grid(base, str(base_path), axes)
 
 
-def _axis_values(where: str, spec) -> list:
+def _axis_values(where: str, spec: object) -> list[AxisValue]:
     if isinstance(spec, list):
         if not spec:
             raise ConfigError(f"{where}: the list of values is empty")
@@ -151,21 +178,25 @@ def _axis_values(where: str, spec) -> list:
         raise ConfigError(f"{where}: a range with a factor cannot start at 0")
     if stop < start:
         raise ConfigError(f"{where}: stop is below start")
-    values, v = [], start
+    values: list[int] = []
+    v = start
     while v <= stop:
         values.append(v)
         v = v * factor if factor is not None else v + step
-    return [fmt_size(v) for v in values] if as_size else values
+    if as_size:
+        return [fmt_size(v) for v in values]
+    return list(values)
 
 
-def _check_axis(where: str, name: str, base: dict, values: list, base_src: str) -> None:
+def _check_axis(where: str, name: str, base: dict[str, Any], values: list[AxisValue],
+                base_src: str) -> None:
     steps = base.get("step", [])
     if name in ("design", "seed"):
         if name == "design":
             from . import designs
             for v in values:       # a built-in name or module:attribute
                 try:
-                    designs.get(v)
+                    designs.get(_design(v))
                 except ConfigError as err:
                     raise ConfigError(f"{where}: {str(err)[:200]}") from None
         else:
@@ -200,7 +231,15 @@ def _check_axis(where: str, name: str, base: dict, values: list, base_src: str) 
             raise ConfigError(f"{where}: value {v!r}: {err}") from None
 
 
-def apply_point(base: dict, point: dict) -> dict:
+def _design(v: object) -> str | Design:
+    """A design axis value: a name (or, from a Grid made in code, a Design);
+    anything else is refused as designs.get() refuses it."""
+    if not isinstance(v, str | Design):
+        raise ConfigError(f"design: expected a name, got {type(v).__name__}")
+    return v
+
+
+def apply_point(base: dict[str, Any], point: Mapping[str, AxisValue]) -> dict[str, Any]:
     """The base scenario (parsed TOML) with a point's values set in."""
     data = copy.deepcopy(base)
     for name, v in point.items():
@@ -218,25 +257,28 @@ def apply_point(base: dict, point: dict) -> dict:
 
 # ---------------------------------------------------------------- one point
 
-def report_metrics(rep: dict) -> dict:
+def report_metrics(rep: MachineReport) -> dict[str, Cell]:
     """The report's numbers and strings, flattened with dots; zones by node/name."""
-    out: dict[str, Any] = {}
+    out: dict[str, Cell] = {}
 
-    def walk(prefix: str, v) -> None:
+    def walk(prefix: str, v: object) -> None:
         if isinstance(v, dict):
             for k, x in v.items():
                 walk(f"{prefix}.{k}" if prefix else k, x)
         elif isinstance(v, list):
             for i, x in enumerate(v):
                 walk(f"{prefix}.{i}", x)
-        else:
+        elif v is None or isinstance(v, str | int | float):
             out[prefix] = v
+        else:
+            # the report is JSON (hotmem run --json prints it): never reached
+            raise TypeError(f"report field {prefix}: {type(v).__name__} is not a JSON value")
 
     for key, v in rep.items():
         if key in SKIPPED_REPORT_KEYS:
             continue
         if key == "zones":
-            for z in v:
+            for z in rep["zones"]:
                 walk(f"zones.{z['node']}/{z['zone']}",
                      {k: x for k, x in z.items() if k not in ("node", "zone")})
         else:
@@ -244,16 +286,16 @@ def report_metrics(rep: dict) -> dict:
     return out
 
 
-def run_point(base: dict, source: str, point: dict) -> dict:
+def run_point(base: dict[str, Any], source: str, point: Point) -> Row:
     """One row: the point's axes, the report's metrics, each step's outcome."""
     from .compare import design_overrides
     from .report import machine_report
     from .scenario import run_scenario
-    row: dict[str, Any] = dict(point)
+    row: Row = dict(point)
     try:
         sc = parse_scenario(apply_point(base, point), source)
-        overrides = design_overrides(sc, point["design"]) if "design" in point else {}
-        m, results = run_scenario(sc, **overrides)
+        overrides = design_overrides(sc, _design(point["design"])) if "design" in point else {}
+        m, results = run_scenario(sc, machine=None, on_step=None, **overrides)
         rep = machine_report(m, results)
     except Exception as err:  # noqa: BLE001 - one failing point is recorded, not fatal
         row["error"] = f"{type(err).__name__}: {err}"
@@ -266,14 +308,14 @@ def run_point(base: dict, source: str, point: dict) -> dict:
     return row
 
 
-def run_points(base: dict, source: str, chunk: list[tuple[int, dict]]) -> list[tuple[int, dict]]:
+def run_points(base: dict[str, Any], source: str, chunk: Chunk) -> Done:
     """The task, for a process pool and for dask alike: rows of some points."""
     return [(i, run_point(base, source, p)) for i, p in chunk]
 
 
 # ---------------------------------------------------------------- tables
 
-def columns(rows: Iterable[dict], axes: list[str]) -> list[str]:
+def columns(rows: Iterable[Row], axes: list[str]) -> list[str]:
     """Axes, error, the metrics in first-seen order, the step outcomes.  The
     error column closes the axes, so a table tells its own axes."""
     seen: dict[str, None] = {}
@@ -298,7 +340,7 @@ def table_axes(cols: list[str]) -> list[str]:
     return cols[:cols.index("error")] if "error" in cols else []
 
 
-def table_format(path: Path) -> str:
+def table_format(path: Path) -> TableFormat:
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
         return "parquet"
@@ -307,7 +349,7 @@ def table_format(path: Path) -> str:
     raise ConfigError(f"--out {path}: write .parquet or .csv")
 
 
-def read_table(path: str | Path) -> list[dict]:
+def read_table(path: str | Path) -> list[Row]:
     """Rows of a sweep table (parquet: typed; CSV: text, empty cells None)."""
     path = Path(path)
     fmt = table_format(path)
@@ -315,14 +357,15 @@ def read_table(path: str | Path) -> list[dict]:
         if fmt == "parquet":
             _need("pyarrow", "parquet tables")
             import pyarrow.parquet as pq
-            return pq.read_table(path).to_pylist()
+            rows: list[Row] = pq.read_table(path).to_pylist()
+            return rows
         with open(path, newline="") as f:
             return [{k: (v if v != "" else None) for k, v in r.items()} for r in csv.DictReader(f)]
     except OSError as err:
         raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
 
 
-def write_table(path: str | Path, rows: list[dict], cols: list[str]) -> None:
+def write_table(path: str | Path, rows: list[Row], cols: list[str]) -> None:
     """Write atomically: a temporary file beside the target, fsync, rename.
     A symbolic link at the target is refused, never followed."""
     path = Path(path)
@@ -371,7 +414,7 @@ def write_table(path: str | Path, rows: list[dict], cols: list[str]) -> None:
 
 @dataclass
 class SweepResult:
-    rows: list[dict]
+    rows: list[Row]
     ran: int
     skipped: int
     errors: int
@@ -392,7 +435,7 @@ def sweep(grid: Grid, out: str | Path | None = None, *, workers: int | None = No
     names = grid.names
     points = grid.points()
     index = {point_key(p, names): i for i, p in enumerate(points)}
-    old: list[dict] = []
+    old: list[Row] = []
     if out is not None:
         out = Path(out)
         if table_format(out) == "parquet":
@@ -409,7 +452,7 @@ def sweep(grid: Grid, out: str | Path | None = None, *, workers: int | None = No
                                   f"{', '.join(names)}); give another file")
     done_keys = {point_key(r, names) for r in old}
     todo = [(i, p) for i, p in enumerate(points) if point_key(p, names) not in done_keys]
-    new: dict[int, dict] = {}
+    new: dict[int, Row] = {}
 
     def save() -> None:
         if out is None:
@@ -441,15 +484,16 @@ def sweep(grid: Grid, out: str | Path | None = None, *, workers: int | None = No
     return SweepResult(rows, len(new), skipped, sum(1 for r in new.values() if r.get("error")))
 
 
-def _merge(old_sorted: list[dict], new: dict[int, dict], index: dict, names: list[str]) -> list[dict]:
+def _merge(old_sorted: list[Row], new: dict[int, Row], index: dict[tuple[str, ...], int],
+           names: list[str]) -> list[Row]:
     """Old and new rows in grid order (old rows of points no longer in the grid last)."""
     keyed = [(index.get(point_key(r, names), len(index)), r) for r in old_sorted]
     keyed += sorted(new.items())
     return [r for _, r in sorted(keyed, key=lambda t: t[0])]
 
 
-def _execute(grid: Grid, todo: list[tuple[int, dict]], workers: int | None,
-             scheduler: str | None, dask_local: int | None):
+def _execute(grid: Grid, todo: Chunk, workers: int | None, scheduler: str | None,
+             dask_local: int | None) -> Generator[Done, None, None]:
     """Yield lists of (point index, row) as tasks finish."""
     if not todo:
         return
@@ -468,28 +512,52 @@ def _execute(grid: Grid, todo: list[tuple[int, dict]], workers: int | None,
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _execute_dask(grid: Grid, todo, scheduler: str | None, dask_local: int | None):
-    _need("distributed", "--scheduler and --dask-local")
-    from distributed import Client, LocalCluster, as_completed
-    cluster = None
+class _DaskClient(Protocol):
+    """What the sweep uses of a distributed.Client, whose methods other than
+    submit carry no annotations."""
+
+    def nthreads(self) -> dict[str, int]: ...        # threads per worker address
+
+    def submit(self, func: Callable[..., T], /, *args: object, pure: bool = ...) -> Future[T]: ...
+
+    def cancel(self, futures: list[Future[Done]]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _dask_client(scheduler: str | None,
+                 dask_local: int | None) -> tuple[_DaskClient, LocalCluster | None]:
+    """A client of the scheduler at ``scheduler``, or of a new LocalCluster of
+    ``dask_local`` worker processes (returned too, to be closed after)."""
+    from distributed import Client, LocalCluster
+    # no-untyped-call: the constructors of distributed's Client and
+    # LocalCluster carry no annotations
     if scheduler is not None:
         try:
-            client = Client(scheduler, timeout="10s")
+            return Client(scheduler, timeout="10s"), None  # type: ignore[no-untyped-call]
         except OSError as err:
             raise ConfigError(f"--scheduler {scheduler}: cannot connect: {err}") from None
-    else:
-        if dask_local < 1:
-            raise ConfigError("--dask-local: give at least one worker")
-        cluster = LocalCluster(n_workers=dask_local, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
+    if dask_local is None or dask_local < 1:
+        raise ConfigError("--dask-local: give at least one worker")
+    cluster = LocalCluster(n_workers=dask_local,  # type: ignore[no-untyped-call]
+                           threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster), cluster  # type: ignore[no-untyped-call]
+
+
+def _execute_dask(grid: Grid, todo: Chunk, scheduler: str | None,
+                  dask_local: int | None) -> Generator[Done, None, None]:
+    _need("distributed", "--scheduler and --dask-local")
+    from distributed import as_completed
+    client, cluster = _dask_client(scheduler, dask_local)
     try:
         nworkers = max(1, sum(client.nthreads().values()))
         chunks = _chunks(todo, chunk_size(len(todo), nworkers))
         futs = [client.submit(run_points, grid.base, grid.source, c, pure=False)
                 for c in chunks]
         try:
-            for f in as_completed(futs):
+            # no-untyped-call: distributed's as_completed constructor carries no annotations
+            done: Iterator[Future[Done]] = as_completed(futs)  # type: ignore[no-untyped-call]
+            for f in done:
                 yield f.result()
         except ImportError as err:
             client.cancel(futs)
@@ -504,14 +572,14 @@ def _execute_dask(grid: Grid, todo, scheduler: str | None, dask_local: int | Non
             cluster.close()
 
 
-def _chunks(items: list, n: int) -> list[list]:
+def _chunks(items: list[T], n: int) -> list[list[T]]:
     return [items[i:i + n] for i in range(0, len(items), n)]
 
 
 # ---------------------------------------------------------------- pictures
 
 def plot_sweep(table: str | Path, x: str, y: str, out: str | Path,
-               facet: str | None = None) -> str:
+               facet: str | None = None) -> Literal["line", "heatmap"]:
     """A line chart of a numeric metric (one line per combination of the other
     varying columns), or a heatmap of a text one such as step.N.outcome
     (x against the other varying axes).  Returns "line" or "heatmap"."""
@@ -537,16 +605,17 @@ def plot_sweep(table: str | Path, x: str, y: str, out: str | Path,
                             sharey=True)
     xs_all = _ordered({str(r[x]) for r in rows}, rows, x)
     size_ticks = all(_SIZE_WITH_UNIT.match(v) for v in xs_all)
-    for ax, fv in zip(axs[0], facets):
-        sub = [r for r in rows if fv is None or str(r[facet]) == fv]
-        series: dict[tuple, list] = {}
+    for ax, fv in zip(axs[0], facets, strict=True):
+        # fv is None exactly when there is no facet
+        sub = rows if fv is None or facet is None else [r for r in rows if str(r[facet]) == fv]
+        series: dict[tuple[str, ...], list[Row]] = {}
         for r in sub:
             series.setdefault(tuple(str(r[c]) for c in others), []).append(r)
         if numeric:
             for key, rs in series.items():
                 pts = sorted(((_xval(r[x], size_ticks), _number(r[y])) for r in rs
                               if r[y] is not None), key=lambda t: t[0])
-                label = ", ".join(f"{c}={v}" for c, v in zip(others, key)) or y
+                label = ", ".join(f"{c}={v}" for c, v in zip(others, key, strict=True)) or y
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
             if size_ticks:
                 ax.set_xscale("log", base=2)
@@ -585,44 +654,49 @@ def plot_sweep(table: str | Path, x: str, y: str, out: str | Path,
     return "line" if numeric else "heatmap"
 
 
-def _ordered(values: set, rows: list[dict], col: str) -> list[str]:
+def _ordered(values: set[str], rows: list[Row], col: str) -> list[str]:
     """Values in the order they first appear (grid order)."""
-    order = {}
+    order: dict[str, None] = {}
     for r in rows:
         order.setdefault(str(r[col]))
     return [v for v in order if v in values]
 
 
-def _number(v):
+def _number(v: Cell) -> int | float | None:
     if isinstance(v, bool):
         return int(v)
     if isinstance(v, (int, float)):
         return v
+    if v is None or isinstance(v, datetime.date | datetime.time):
+        return None                         # float() refuses them
     try:
         return float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError):         # TypeError: a cell of a foreign table
         return None
 
 
 _SIZE_WITH_UNIT = re.compile(r"^\d+[KMGTP]$")
 
 
-def _size(v) -> int:
+def _size(v: Cell) -> int:
     return parse_size(v)
 
 
-def _xval(v, size_ticks: bool):
-    return _size(v) if size_ticks else (_number(v) if _number(v) is not None else str(v))
+def _xval(v: Cell, size_ticks: bool) -> int | float | str:
+    if size_ticks:
+        return _size(v)
+    n = _number(v)
+    return n if n is not None else str(v)
 
 
-def format_result(res: SweepResult, out) -> str:
+def format_result(res: SweepResult, out: str | Path) -> str:
     return (f"wrote {out}: {len(res.rows)} rows ({res.ran} run now, {res.skipped} already "
             f"there, {res.errors} with an error)")
 
 
 # ---------------------------------------------------------------- command line
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``hotmem sweep``: its options live here so cli.py stays small."""
     sw = sub.add_parser("sweep", help="run a scenario over a grid of settings, or plot a sweep")
     sw.add_argument("grid", nargs="?", help="grid TOML file (base scenario and [axes])")
@@ -643,7 +717,7 @@ def add_parser(sub) -> None:
     sw.set_defaults(func=cmd_sweep)
 
 
-def cmd_sweep(args) -> int:
+def cmd_sweep(args: argparse.Namespace) -> int:
     import sys
     if args.plot:
         if args.grid:
