@@ -459,3 +459,21 @@ def test_iomem_shows_the_drivers_resources(tmp_path):
                           "  140000000-17fffffff : System RAM (virtio_mem)",
                           "240000000-27fffffff : dax0.0",
                           "  240000000-27fffffff : System RAM (kmem)"]
+
+
+@pytest.mark.parametrize("fast_paths", [True, False])
+def test_arm64_leaf_check_on_every_offline_path(fast_paths):
+    """The API campaign found it: the one-pass offline of a single block must
+    refuse what the block-by-block path refuses (arm64 7.3, memmap on memory)."""
+    m = Machine("arm64-4k", kernel="7.3", boot_memory="2G", memmap_on_memory="y")
+    m.fast_paths = fast_paths
+    blocks = m.add(None, "256M")
+    m.online_blocks(blocks, "online_movable")
+    before = m.snapshot()
+    with pytest.raises(HotplugError) as e:
+        m.offline(blocks[0])
+    assert e.value.errno == "EPERM"
+    [(b, err)] = m.offline_blocks(blocks[1:])
+    assert err is not None and err.errno == "EPERM"
+    from conftest import snapshots_equal
+    assert snapshots_equal(before, m.snapshot()) == []

@@ -605,12 +605,14 @@ def _offline_one(m: MachineState, blk: int, g: MemoryGroup | None) -> bool:
     zid = int(m.blk_zone[blk])
     if zid < 0:
         return False
+    ppb = m.pages_per_block
+    if splits_vmemmap_leaf(m, blk * ppb + m.nr_vmemmap_pages(blk), (blk + 1) * ppb):
+        return False  # the arch refuses it: the block-by-block path says EPERM
     zone = m.zones[zid]
     managed0, present0 = zone.managed_pages, zone.present_pages
     removed = bt.offline_one(blk)
     if removed < 0:
         return False
-    ppb = m.pages_per_block
     if g is not None:
         if zone.ztype == ZONE_MOVABLE:
             g.present_movable_pages -= ppb
@@ -655,12 +657,27 @@ def online_run(m: MachineState, first: int, n: int, zone: Zone) -> None:
         m.blk_state[first:first + n] = MEM_ONLINE
 
 
+def splits_vmemmap_leaf(m: MachineState, start: int, end: int) -> bool:
+    """arm64 prevent_memory_remove_notifier() (7.3, see Arch): would an offline
+    of [start, end) leave struct pages that start or end inside a leaf of the
+    vmemmap mapping?  Then the notifier refuses it with EPERM."""
+    since = m.arch.rejects_vmemmap_leaf_split_since
+    if since is None or not m.kernel.at_least(*since):
+        return False
+    leaf = m.arch.vmemmap_chunk_pages << m.arch.page_shift
+    a = m.arch.struct_page_size
+    return bool((start * a) % leaf or (end * a) % leaf)
+
+
 def offline_run(m: MachineState, first: int, n: int) -> bool:
     """Offline the run [first, first + n) of online blocks of one zone when all
-    their pages but the memmap are free; False (nothing done) otherwise."""
+    their pages but the memmap are free and nothing else refuses it; False
+    (nothing done: block by block, with its errors) otherwise."""
     ppb = m.pages_per_block
     v = int(m.alt_free[first]) if m.blk_altmap[first] else 0
     start, end = first * ppb, (first + n) * ppb
+    if splits_vmemmap_leaf(m, start + v, start + ppb):
+        return False  # the arch refuses each block's offline: block by block
     if m.pages.count(P_BUDDY, start, end) != n * (ppb - v):
         return False  # something is allocated: block by block
     zone = m.zones[int(m.blk_zone[first])]
@@ -732,16 +749,10 @@ def offline_precheck(m: MachineState, blk: int, start: int, end: int,
     if p.pageblock(start)[2] != zid or p.pageblock(end - 1)[2] != zid:
         return HotplugError("EINVAL", f"memory offlining {rng} failed due to multizone range",
                             block=blk)
-    since = m.arch.rejects_vmemmap_leaf_split_since
-    if since is not None and m.kernel.at_least(*since):
-        # arm64 prevent_memory_remove_notifier(): the struct pages of the range
-        # must start and end on a leaf of the vmemmap mapping
-        leaf = m.arch.vmemmap_chunk_pages << m.arch.page_shift
-        a = m.arch.struct_page_size
-        if (start * a) % leaf or (end * a) % leaf:
-            return HotplugError("EPERM", f"[{m.addr(start):x} {m.addr(end):x}] splits a leaf "
-                                "entry in vmemmap: the MEM_GOING_OFFLINE notifier refuses the "
-                                f"offline of memory{blk}", block=blk)
+    if splits_vmemmap_leaf(m, start, end):
+        return HotplugError("EPERM", f"[{m.addr(start):x} {m.addr(end):x}] splits a leaf "
+                            "entry in vmemmap: the MEM_GOING_OFFLINE notifier refuses the "
+                            f"offline of memory{blk}", block=blk)
     # start_isolate_page_range(): an unmovable page fails the isolation
     bad = unmovable_page(m, zone, start, end, skip_vmemmap)
     if bad >= 0:
