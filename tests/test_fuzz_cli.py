@@ -195,7 +195,7 @@ def bad_machine_value(d, key: str):
         "auto_movable_ratio": [-1, "301", True, 1 << 40, Raw("1" + "0" * d.int(30, 6000))],
         "auto_online_blocks": ["offline2", 1, "online-movable"],
         "on_error": ["abort", True, 0],
-        "design": ["rfc", "RFC2018", 2018, "none"],
+        "design": ["rfc", "RFC2018", 2018, "nope"],
         "nodes": [0, 65, -1, True, "2", 1 << 63],
         "thp": ["yes", 1, "true"], "movable_node": [0, "no"], "hypervisor": ["y"],
     }
