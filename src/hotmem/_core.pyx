@@ -173,6 +173,33 @@ def wmark_inputs(list zones, int zone_normal, int zone_movable, int zone_device,
 
 # ---------------------------------------------------------------- page state
 
+def zone_free_pages(int64_t[:, :, ::1] nr_free, int zid):
+    """NR_FREE_PAGES of zone zid from free-list counts nr_free[zid, list, order]:
+    every list's pages (count << order) but MIGRATE_ISOLATE's."""
+    cdef int mt, o
+    cdef int64_t n = 0
+    for mt in range(nr_free.shape[1]):
+        if mt == MIGRATE_ISOLATE:
+            continue
+        for o in range(nr_free.shape[2]):
+            n += nr_free[zid, mt, o] << o
+    return n
+
+
+def free_blocks_per_order(int64_t[:, :, ::1] nr_free, int zid):
+    """[free blocks of zone zid of each order], the MIGRATE_ISOLATE list aside."""
+    cdef int mt, o
+    cdef int64_t n
+    out = []
+    for o in range(nr_free.shape[2]):
+        n = 0
+        for mt in range(nr_free.shape[1]):
+            if mt != MIGRATE_ISOLATE:
+                n += nr_free[zid, mt, o]
+        out.append(n)
+    return out
+
+
 cdef class PageState:
     """Bit-planes, pageblock bytes and free-list counters of one machine."""
 
@@ -1063,6 +1090,27 @@ cdef class PageState:
                         break
                     pb -= 1
         return found
+
+    def zone_runs(self, int zid, int64_t s, int64_t e):
+        """[(start, end)] pfn runs of the whole pageblocks of [s, e) (pageblock
+        aligned) whose zone is zid and that are not isolated."""
+        self._check(s, e)
+        self._check_pb_aligned(s, e)
+        cdef int64_t pb, a = s >> self.pageblock_order, b = e >> self.pageblock_order
+        cdef int64_t run = -1
+        cdef uint8_t want = <uint8_t>(zid + 1)
+        cdef bint ok
+        out = []
+        for pb in range(a, b):
+            ok = self.pb_zone[pb] == want and not (self.pb_mt[pb] & PB_ISOLATE)
+            if ok and run < 0:
+                run = pb
+            elif not ok and run >= 0:
+                out.append((run << self.pageblock_order, pb << self.pageblock_order))
+                run = -1
+        if run >= 0:
+            out.append((run << self.pageblock_order, b << self.pageblock_order))
+        return out
 
     def free_pages(self, int64_t[::1] pfns):
         """Free single allocated pages (clearing P_UNMOVABLE); runs of consecutive

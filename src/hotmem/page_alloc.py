@@ -16,6 +16,7 @@ highest zone, as ``zone_watermark_ok`` demands.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from math import isqrt
 
 import numpy as np
@@ -25,7 +26,6 @@ from .constants import (
     ALLOC_KINDS,
     LOWMEM_RESERVE_RATIO,
     MAX_NR_ZONES,
-    MIGRATE_ISOLATE,
     MIGRATE_MOVABLE,
     MIGRATE_RECLAIMABLE,
     MIGRATE_UNMOVABLE,
@@ -34,7 +34,6 @@ from .constants import (
     P_RESERVED,
     P_UNMOVABLE,
     P_VMEMMAP,
-    PB_ISOLATE,
     PB_MIGRATETYPE_MASK,
     PLACEMENTS,
     ZONE_DEVICE,
@@ -45,7 +44,6 @@ from .constants import (
     AllocKind,
     IntArray,
     Placement,
-    pages_in_free_area,
 )
 from .errors import ConfigError, HotplugError
 from .mmzone import Zone
@@ -62,8 +60,7 @@ MIGRATE_PCPTYPES = 3
 def zone_nr_free_pages(m: MachineState, z: Zone) -> int:
     """NR_FREE_PAGES of a zone: the pages on its free lists, less those on the
     MIGRATE_ISOLATE list (the kernel takes isolated pages out of the count)."""
-    nf = m.pages.nr_free[z.zid]
-    return pages_in_free_area(nf) - pages_in_free_area(nf[MIGRATE_ISOLATE])
+    return int(_core.zone_free_pages(m.pages.nr_free, z.zid))
 
 
 def nr_free_pages(m: MachineState) -> int:
@@ -199,13 +196,7 @@ def zone_runs(m: MachineState, zone: Zone) -> list[tuple[int, int]]:
     pbo = m.arch.pageblock_order
     s = zone.zone_start_pfn >> pbo << pbo
     e = -(-zone.zone_end_pfn >> pbo) << pbo
-    mt, zn = m.pages.pageblock_bytes(s, e)
-    ok = (zn == zone.zid + 1) & ((mt & PB_ISOLATE) == 0)
-    if not ok.any():
-        return []
-    edges = np.flatnonzero(np.diff(np.concatenate(([False], ok, [False])).astype(np.int8)))
-    return [(s + (int(a) << pbo), s + (int(b) << pbo))
-            for a, b in zip(edges[::2], edges[1::2], strict=True)]
+    return m.pages.zone_runs(zone.zid, s, e)
 
 
 def usable_free_pages(m: MachineState, zone: Zone, highest_zone: int, withheld: int = 0) -> int:
@@ -251,8 +242,13 @@ def _claim_pageblocks(m: MachineState, pfns: IntArray) -> None:
     """An unmovable allocation from a MOVABLE pageblock claims the pageblock
     (try_to_claim_block on a mostly free block): it becomes MIGRATE_UNMOVABLE."""
     pbo = m.arch.pageblock_order
-    for pb in np.unique(pfns >> pbo):
-        s = int(pb) << pbo
+    first, last = int(pfns[0]), int(pfns[-1])
+    if last - first + 1 == len(pfns):   # one run (a memmap block): no need to sort
+        pageblocks: Iterable[int] = range(first >> pbo, (last >> pbo) + 1)
+    else:
+        pageblocks = np.unique(pfns >> pbo).tolist()
+    for pb in pageblocks:
+        s = pb << pbo
         mt, _, _ = m.pages.pageblock(s)
         if mt == MIGRATE_MOVABLE:
             m.pages.set_migratetype(s, s + (1 << pbo), MIGRATE_UNMOVABLE)
@@ -363,7 +359,11 @@ def _take(m: MachineState, zones: list[Zone], n: int, kind: AllocKind, placement
 
 
 def _set_runs(m: MachineState, plane: int, pfns: IntArray) -> None:
+    """Set ``plane`` on the sorted pfns, one call per run of consecutive pfns."""
     if not len(pfns):
+        return
+    if int(pfns[-1]) - int(pfns[0]) + 1 == len(pfns):
+        m.pages.set(plane, int(pfns[0]), int(pfns[-1]) + 1)
         return
     breaks = np.flatnonzero(np.diff(pfns) != 1) + 1
     starts = np.concatenate(([0], breaks))
@@ -500,7 +500,7 @@ def alloc_memmap(m: MachineState, nr_chunks: int, chunk: int, nid: int) -> IntAr
             break
         budget = usable_free_pages(m, z, ZONE_NORMAL)
         # which orders the zone has free blocks of (isolated ones aside)
-        have = m.pages.nr_free[z.zid].sum(axis=0) - m.pages.nr_free[z.zid][MIGRATE_ISOLATE]
+        have = _core.free_blocks_per_order(m.pages.nr_free, z.zid)
         for s, e in zone_runs(m, z):
             # smallest order first, then lowest pfn; each block taken whole
             for o in range(order, m.arch.max_page_order + 1):

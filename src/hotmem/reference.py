@@ -172,6 +172,19 @@ class RefPageState:
                 self._move_pageblock(pb, migratetype)
             self.pb_mt[pb] = (b & PB_ISOLATE) | migratetype
 
+    def zone_runs(self, zid: int, s: int, e: int) -> list[tuple[int, int]]:
+        pbo = self.pageblock_order
+        ok = [self.pb_zone.get(pb, 0) == zid + 1 and not self.pb_mt.get(pb, 0) & PB_ISOLATE
+              for pb in range(s >> pbo, e >> pbo)]
+        out: list[tuple[int, int]] = []
+        for i, good in enumerate(ok):
+            pfn = s + (i << pbo)
+            if good and (not out or out[-1][1] != pfn):
+                out.append((pfn, pfn + (1 << pbo)))
+            elif good:
+                out[-1] = (out[-1][0], pfn + (1 << pbo))
+        return out
+
     def isolate(self, s: int, e: int) -> int:
         self.split_at(s)
         self.split_at(e)
