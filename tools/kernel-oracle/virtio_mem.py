@@ -240,7 +240,7 @@ def pin_stand_in(r):
     sb_pages = DEV_BLOCK // C.PAGE
     pinned = r["plugged_size"] // DEV_BLOCK
     pages = (pinned - 1) * sb_pages + 1
-    note = [f"# The kernel's own pages (slab and the like, a few dozen at pfns that vary",
+    note = ["# The kernel's own pages (slab and the like, a few dozen at pfns that vary",
             f"# from run to run) kept {pinned} subblocks of the device plugged at {r['dir']}.",
             f"# hotmem does not model background kernel allocations: {pages} unmovable",
             f"# pages, placed as __rmqueue_fallback() places them, pin {pinned} subblocks."]
