@@ -101,6 +101,13 @@ CALLS = {
               lambda p: (p.set(P_RESERVED, C + 7, C + 9), p.has_unmovable(C, NR, True, False)),
               lambda p: p.first_not_free(0, NR, False),
               lambda p: p.first_not_free(0, NR, True),
+              lambda p: [p.first_not_free(C + 100, NR, False), p.first_not_free(C + 600, NR, False),
+                         p.first_not_free(C + 600, 2 * C + 3, False),
+                         p.first_not_free(C + 5, C + 9, True)],
+              lambda p: (p.set(P_RESERVED, 2 * C + 7, 2 * C + 9),
+                         [p.has_unmovable(C + 3, NR, False, True),
+                          p.has_unmovable(2 * C + 8, NR, False, False),
+                          p.has_unmovable(C + 3, 2 * C + 7, False, False)]),
               lambda p: (p.set(P_OFFLINE, 3 * C, 3 * C + 64),
                          p.first_not_free(3 * C, NR, True, True)),
               lambda p: p.allocated_pfns(0, NR, False),
@@ -127,6 +134,17 @@ def test_every_method_same_on_both_forms(name):
         ref = results[0]
         assert same(results[1], ref) and same(results[2], ref), (name, i, results)
         assert states[1] == states[0] and states[2] == states[0], (name, i)
+
+
+def test_isolation_scans_read_uniform_chunks_in_place():
+    """has_unmovable_pages() and test_pages_isolated() answer from a uniform
+    chunk's descriptor: the chunk stays uniform (nothing is written out)."""
+    p = prepared("uniform")
+    assert p.has_unmovable(0, NR, False, True) == -1
+    assert p.first_not_free(0, 3 * C, True) == -1
+    assert p.first_not_free(C + 100, NR, False) == C + 100
+    assert p.first_not_free(C + 512, 3 * C, False) == 2 * C
+    assert p.chunk_kinds(0, NR).tolist() == [2 + 512] * 3 + [2]
 
 
 def test_fold_to_descriptors():

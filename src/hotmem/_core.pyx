@@ -1200,18 +1200,22 @@ cdef class PageState:
     def has_unmovable(self, int64_t s, int64_t e, bint movable_zone, bint skip_vmemmap):
         """has_unmovable_pages(): first pfn of [s, e) that is PG_reserved (never a
         skipped vmemmap page) or, outside ZONE_MOVABLE, an unmovable allocation.
-        Word-wise reduction over the planes; -1 if none."""
+        Word-wise reduction over the planes; -1 if none.  A uniform chunk holds
+        memmap pages and free blocks only: it is skipped, not written out."""
         self._check(s, e)
         if s >= e:
             return -1
         cdef int64_t i = s >> 6, last = (e - 1) >> 6, r = -1
         cdef uint64_t word
+        cdef int wshift = self.chunk_order - 6
         cdef const uint64_t* R = self.planes[P_RESERVED]
         cdef const uint64_t* V = self.planes[P_VMEMMAP]
         cdef const uint64_t* U = self.planes[P_UNMOVABLE]
         with nogil:
-            self._expand(s, e, False)
             while i <= last:
+                if self.ch[i >> wshift] >= CH_UNIFORM:
+                    i = ((i >> wshift) + 1) << wshift
+                    continue
                 word = R[i]
                 if skip_vmemmap:
                     word &= ~V[i]
@@ -1230,18 +1234,30 @@ cdef class PageState:
     def first_not_free(self, int64_t s, int64_t e, bint skip_vmemmap, bint skip_offline=False):
         """__test_page_isolated_in_pageblock(): first pfn of [s, e) that is neither
         free nor (when skipped) a vmemmap page, nor (when skipped: its driver
-        dropped the reference in MEM_GOING_OFFLINE) a PageOffline page; -1 if none."""
+        dropped the reference in MEM_GOING_OFFLINE) a PageOffline page; -1 if none.
+        A uniform chunk answers from its descriptor: its first memmap page in
+        range unless memmap pages are skipped (the rest of it is free)."""
         self._check(s, e)
         if s >= e:
             return -1
-        cdef int64_t i = s >> 6, last = (e - 1) >> 6, r = -1
+        cdef int64_t i = s >> 6, last = (e - 1) >> 6, r = -1, c, lo, hi
         cdef uint64_t word
+        cdef int wshift = self.chunk_order - 6
         cdef const uint64_t* B = self.planes[P_BUDDY]
         cdef const uint64_t* V = self.planes[P_VMEMMAP]
         cdef const uint64_t* O = self.planes[P_OFFLINE]
         with nogil:
-            self._expand(s, e, False)
             while i <= last:
+                c = i >> wshift
+                if self.ch[c] >= CH_UNIFORM:
+                    if not skip_vmemmap:
+                        lo = max(s, c << self.chunk_order)
+                        hi = min(e, (c << self.chunk_order) + self.ch[c] - CH_UNIFORM)
+                        if lo < hi:
+                            r = lo
+                            break
+                    i = (c + 1) << wshift
+                    continue
                 word = ~B[i]
                 if skip_vmemmap:
                     word &= ~V[i]
