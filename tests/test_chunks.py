@@ -80,7 +80,8 @@ CALLS = {
                     lambda p: p.set_migratetype(3 * C, NR, 2)],
     "isolate": [lambda p: (p.isolate(1536, C + 512), p.first_not_isolated(1536, NR),
                            p.unisolate(1536, C + 512))],
-    "head_order_of": [(lambda p, f=f: p.head_order_of(f)) for f in (512, 1024, 1536, 3 * C)],
+    "head_order_of": [(lambda p, f=f: p.head_order_of(f))
+                      for f in (0, 511, 512, 513, 1024, 1536, 2048, C + 4096, 3 * C, 3 * C + 1024)],
     "take_free": [lambda p: (p.take_range(700, 5000), p.free_range(700, 5000, CTZ)),
                   lambda p: p.take_pages(np.array([600, 601, C + 4096, 3 * C], np.int64)),
                   lambda p: (p.take_pages(np.array([600, 601, 2 * C + 999], np.int64)),
@@ -144,6 +145,7 @@ def test_isolation_scans_read_uniform_chunks_in_place():
     assert p.first_not_free(0, 3 * C, True) == -1
     assert p.first_not_free(C + 100, NR, False) == C + 100
     assert p.first_not_free(C + 512, 3 * C, False) == 2 * C
+    assert [p.head_order_of(f) for f in (511, 512, 1024, 2048, 3 * C)] == [-1, 9, 10, 10, 10]
     assert p.chunk_kinds(0, NR).tolist() == [2 + 512] * 3 + [2]
 
 

@@ -902,7 +902,13 @@ cdef class PageState:
     def head_order_of(self, int64_t pfn):
         """Order of the free block whose head is pfn, or -1."""
         self._check(pfn, pfn + 1)
-        self._expand(pfn, pfn + 1, False)
+        cdef int64_t c = pfn >> self.chunk_order, cs = c << self.chunk_order
+        cdef int o
+        if self.ch[c] >= CH_UNIFORM:   # from the descriptor: heads of its natural blocks
+            if self._u_next_head(cs, self.ch[c] - CH_UNIFORM, pfn) != pfn:
+                return -1
+            o = ctz64(pfn - cs)
+            return min(o, self.max_order)
         if not test_bit(self.planes[P_HEAD], pfn):
             return -1
         return self.head_order(pfn)
