@@ -83,7 +83,7 @@ PETA = os.environ.get("HOTMEM_BENCH_PETA") == "1"
 MACHINES = bench.BIG_MACHINES if PETA else bench.BIG_MACHINES[:1]
 
 
-@pytest.mark.parametrize("machine", MACHINES, ids=lambda mc: mc[0])
+@pytest.mark.parametrize("machine", MACHINES, ids=lambda mc: f"{mc[0]}-boot{mc[1]}")
 def test_machine_lifecycle(benchmark, machine):
     """Everything above boot memory added, onlined movable, offlined and
     removed on a machine of up to 4 PiB (x86_64, 5-level paging)."""

@@ -127,3 +127,22 @@ def test_compiled_watermark_arithmetic():
                 tmp = max(tmp >> 2, z.managed_pages * 10 // 10000)
                 assert (z.wmark_min, z.wmark_low, z.wmark_high, z.wmark_promo) == \
                     (wmin, wmin + tmp, wmin + 2 * tmp, wmin + 3 * tmp)
+
+
+def test_block_results_hold_runs_and_read_as_a_list():
+    """online_blocks returns a run per one-pass batch, read as (block, error)
+    per block: index, slice, iteration and comparison as the list it stands for."""
+    m = Machine(arch="x86_64", kernel="6.12", boot_memory="2G", memmap_on_memory="y",
+                max_memory="16G")
+    m.add(DIMM, "1G")
+    m.online(35, "online")
+    res = m.online_blocks(range(32, 40), "online_movable", stop_on_error=False)
+    assert len(res._firsts) == 3          # 32-34 in one pass, 35 alone (EINVAL), 36-39
+    want = [(b, None) for b in range(32, 35)] + [(35, res[3][1])] + \
+        [(b, None) for b in range(36, 40)]
+    assert res[3][1] is not None and res[3][1].errno == "EINVAL"
+    assert res == want and list(res) == want and len(res) == 8
+    assert res[-1] == (39, None) and res[2:5] == want[2:5] and res[::3] == want[::3]
+    with pytest.raises(IndexError):
+        res[8]
+    assert res != want[:-1]

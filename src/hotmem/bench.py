@@ -474,8 +474,10 @@ def lifecycle_rss(size: int, max_memory: str | None = None, timeout: float = 360
 
 # the machines of ``hotmem bench --paths machines``: (max_memory, boot memory,
 # hypervisor).  64 GiB of boot memory on bare metal gives x86's 2 GiB memory
-# blocks (probe_memory_block_size), as a machine of petabytes would have.
-BIG_MACHINES: Final = (("64T", "4G", True), ("1P", "64G", False), ("4P", "64G", False))
+# blocks (probe_memory_block_size), as a machine of petabytes would have; a VM
+# with 4 GiB keeps 128 MiB blocks: 8,388,568 of them for 1 PiB.
+BIG_MACHINES: Final = (("64T", "4G", True), ("1P", "64G", False), ("1P", "4G", True),
+                       ("4P", "64G", False))
 
 
 def machine_lifecycle(max_memory: str, boot: str, hypervisor: bool) -> LifecycleRss:

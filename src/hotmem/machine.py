@@ -14,7 +14,7 @@ from .drivers.base import Device, Driver
 from .errors import HotplugError
 from .kernel import DEFAULT_KERNEL, Kernel
 from .memblock import boot
-from .memory import offline_blocks, online_blocks
+from .memory import BlockResults, offline_blocks, online_blocks
 from .memory_hotplug import offline_block, online_block, remove_memory
 from .mmzone import Zone
 from .page_alloc import (
@@ -89,12 +89,12 @@ class Machine(MachineState):
         offline_block(self, blk)
 
     def online_blocks(self, blocks: Iterable[object], online_type: str = "online",
-                      stop_on_error: bool = True) -> list[tuple[int, HotplugError | None]]:
+                      stop_on_error: bool = True) -> BlockResults:
         """Online many blocks in order, as one by one; (block, error or None) each."""
         return online_blocks(self, blocks, online_type, stop_on_error)
 
     def offline_blocks(self, blocks: Iterable[object],
-                       stop_on_error: bool = True) -> list[tuple[int, HotplugError | None]]:
+                       stop_on_error: bool = True) -> BlockResults:
         """Offline many blocks in order, as one by one; (block, error or None) each."""
         return offline_blocks(self, blocks, stop_on_error)
 
