@@ -249,3 +249,37 @@ def test_toml_is_what_the_generator_writes(capture):
                              {r["dir"]: r["result"] for r in manifest["steps"]},
                              cap.stand_in_allocation(scen, steps))
     assert capture.with_name(name + ".toml").read_text() == want
+
+
+def _zone_wmarks(text: str, zone: str) -> tuple[int, int, int]:
+    sec = text.split(f"zone {zone:>8}")[1].split("\nNode")[0]
+    return tuple(int(re.search(rf"\n\s+{k}\s+(\d+)", sec).group(1))
+                 for k in ("min", "low", "high"))
+
+
+@pytest.mark.parametrize("name", [f"{era}-virtio-mem-{kind}" for era in ("6.1", "6.12", "7.3")
+                                  for kind in ("movable", "online")])
+def test_virtio_mem_fake_offline_leaves_the_watermarks(name):
+    """virtio_mem_fake_offline() / fake_online() change managed pages through
+    adjust_managed_page_count(), which does not recompute the watermarks: the
+    kernel's min/low/high are the same at 506M and 512M (3 subblocks of
+    memory35 fake-onlined), and so are hotmem's.  From 6.12 ZONE_MOVABLE's min
+    is clamp(managed / 1024, 32, 128), free of the boot zones: equal to the
+    kernel's at every step."""
+    from hotmem.scenario import load_scenario, run_scenario
+    from hotmem.views.procfs import zoneinfo
+    capture = ORACLE / f"{name}.tar.xz"
+    zone = "Movable" if name.endswith("movable") else "Normal"
+    kern, hot = {}, {}
+
+    def on_step(m, res):
+        if res.step.capture:
+            kern[res.step.capture] = _zone_wmarks(
+                _step_file(capture, res.step.capture, "proc/zoneinfo"), zone)
+            hot[res.step.capture] = _zone_wmarks(zoneinfo(m), zone)
+
+    run_scenario(load_scenario(capture.with_name(name + ".toml")), on_step=on_step)
+    assert kern["04-resize-506M"] == kern["05-resize-512M"]
+    assert hot["04-resize-506M"] == hot["05-resize-512M"]
+    if zone == "Movable" and not name.startswith("6.1-"):
+        assert {k: v[0] for k, v in hot.items()} == {k: v[0] for k, v in kern.items()}

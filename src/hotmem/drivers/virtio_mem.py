@@ -45,7 +45,7 @@ from ..constants import (
 )
 from ..errors import ConfigError, HotplugError
 from ..memory_hotplug import add_memory, default_add_start, offline_and_remove_memory, remove_memory
-from ..page_alloc import alloc_contig_range, init_per_zone_wmark_min
+from ..page_alloc import alloc_contig_range
 from ..state import DeviceReport, MachineState, MemoryGroup
 from ..units import parse_size
 from .base import Device
@@ -292,13 +292,15 @@ class VirtioMem(Device):
 
     def _fake_online(self, m: MachineState, blk: int, s: int, e: int) -> None:
         """virtio_mem_fake_online(): PageOffline pages (never onlined, or taken
-        by alloc_contig_range) go to the buddy and become managed again."""
+        by alloc_contig_range) go to the buddy and become managed again.
+        adjust_managed_page_count() leaves the watermarks alone: they follow
+        at the next online_pages() / offline_pages() (the captures show them
+        unchanged from 506M to 512M)."""
         p = m.pages
         p.clear(P_OFFLINE, s, e)
         p.clear(P_DIRTY, s, e)
         zone = m.zones[int(m.blk_zone[blk])]
         zone.managed_pages += p.free_range(s, e)
-        init_per_zone_wmark_min(m)
 
     def _fake_offline(self, m: MachineState, blk: int, s: int, e: int) -> HotplugError | None:
         """virtio_mem_fake_offline(): alloc_contig_range() (tried five times in
@@ -310,8 +312,7 @@ class VirtioMem(Device):
                 "EBUSY", f"device {self.name}: cannot unplug [{s:#x}, {e:#x}): {err.message}",
                 pfn=err.pfn, block=blk)
         m.pages.set(P_OFFLINE, s, e)
-        m.zones[int(m.blk_zone[blk])].managed_pages -= e - s
-        init_per_zone_wmark_min(m)
+        m.zones[int(m.blk_zone[blk])].managed_pages -= e - s   # no watermark update either
         return None
 
     def _unplug_sbm(self, m: MachineState, diff: int) -> HotplugError | None:
