@@ -36,6 +36,7 @@ from hotmem.errors import ConfigError, HotplugError
 from hotmem.invariants import InvariantError, check
 from hotmem.kernel import Kernel
 from hotmem.machine import Machine
+from hotmem.memory import BlockResults
 
 sys.path.insert(0, os.path.dirname(__file__))
 from conftest import snapshots_equal  # noqa: E402
@@ -153,7 +154,7 @@ def _outcome(fn, m):
         return ("crash", type(err).__name__, str(err)[:200])
     if isinstance(out, np.ndarray):
         out = ("array", out.tolist())
-    elif isinstance(out, list):    # block ids, or (block, error or None) per block
+    elif isinstance(out, (list, BlockResults)):  # block ids, or (block, error or None) each
         out = [tuple((v.errno, v.message) if isinstance(v, HotplugError) else v for v in x)
                if isinstance(x, tuple) else int(x) for x in out]
     elif hasattr(out, "zid"):      # the zone a block went to

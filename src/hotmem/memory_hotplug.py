@@ -365,7 +365,6 @@ def memmap_from_buddy(m: MachineState, blocks: IntArray, nid: int) -> None:
     units, unit = memmap_units(m)
     for blk in blocks:
         m.memmap_from_buddy[int(blk)] = alloc_memmap(m, units, unit, nid)
-    init_per_zone_wmark_min(m)
 
 
 def auto_online(m: MachineState, blocks: IntArray, g: MemoryGroup) -> list[int]:
