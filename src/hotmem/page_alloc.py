@@ -572,3 +572,98 @@ def free_contig_range(m: MachineState, start: int, end: int) -> int:
     """Hand allocated (or never onlined) pages [start, end) back to the buddy;
     returns the pages freed."""
     return m.pages.free_range(start, end)
+
+
+# ---------------------------------------------------------------- balloon allocations
+
+def _watermark_ok(m: MachineState, z: Zone, order: int, mark: int, highest_zone: int) -> bool:
+    """__zone_watermark_ok() of an unmovable order-``order`` request: the free
+    pages less the block keep more than ``mark`` plus the lowmem reserve, and
+    for order > 0 a free block of that order or more is on a list it may use."""
+    reserve = lowmem_reserve(m, z)[highest_zone] if highest_zone > z.ztype else 0
+    if zone_nr_free_pages(m, z) - (1 << order) + 1 <= mark + reserve:
+        return False
+    if not order:
+        return True
+    nf = m.pages.nr_free[z.zid]
+    return any(nf[mt][o] for o in range(order, m.arch.max_page_order + 1)
+               for mt in (MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE))
+
+
+def _rmqueue_unmovable(m: MachineState, z: Zone, order: int) -> int:
+    """__rmqueue() of one unmovable order-``order`` block from zone z (free
+    lists in ascending pfn order, as _kernel_pick has them): the smallest
+    unmovable block that fits, else the largest block of a fallback type,
+    whose pageblocks it claims (try_to_claim_block: all of them for a block of
+    pageblock order or more; else the pageblock when at least half of it is
+    free or unmovable).  Takes the block; returns its pfn, or -1."""
+    pbo, maxo = m.arch.pageblock_order, m.arch.max_page_order
+    first: dict[tuple[int, int], int] = {}
+    for s, e in zone_runs(m, z):
+        heads, orders = m.pages.free_blocks(s, e)
+        mts, _ = m.pages.pageblock_bytes(s, e)
+        for h, o in zip(heads.tolist(), orders.tolist(), strict=True):
+            key = (int(mts[(h - s) >> pbo]) & PB_MIGRATETYPE_MASK, o)
+            if o >= order and key not in first:
+                first[key] = h
+    h = next((first[(MIGRATE_UNMOVABLE, o)] for o in range(order, maxo + 1)
+              if (MIGRATE_UNMOVABLE, o) in first), -1)
+    if h < 0:
+        found = next(((fmt, o) for o in range(maxo, order - 1, -1)
+                      for fmt in FALLBACKS[MIGRATE_UNMOVABLE] if (fmt, o) in first), None)
+        if found is None:
+            return -1
+        h = first[found]
+        o = found[1]
+        if o >= pbo:
+            m.pages.set_migratetype(h, h + (1 << o), MIGRATE_UNMOVABLE)
+        else:
+            pbs = h >> pbo << pbo
+            pbe = pbs + (1 << pbo)
+            if (m.pages.count(P_BUDDY, pbs, pbe) + m.pages.count(P_UNMOVABLE, pbs, pbe)
+                    >= 1 << (pbo - 1)):
+                m.pages.set_migratetype(pbs, pbe, MIGRATE_UNMOVABLE)
+    m.pages.take_range(h, h + (1 << order))
+    return h
+
+
+def alloc_noretry(m: MachineState, nr: int, order: int, nid: int = 0) -> IntArray:
+    """``nr`` calls of alloc_pages(GFP_HIGHUSER | __GFP_NORETRY |
+    __GFP_NOMEMALLOC, order), the balloon drivers' allocation, one after the
+    other until one fails.  Each is unmovable and stops at ZONE_NORMAL;
+    get_page_from_freelist() walks the node's zonelist at the low watermark
+    (the fast path), then at the min watermark (the slow path, after waking
+    kswapd); with nothing to reclaim __GFP_NORETRY then fails, and compaction
+    is not modelled.  Returns the first pfn of each block in allocation order;
+    the pages carry no flag (the caller marks them)."""
+    zones = zonelist(m, nid, "unmovable")
+
+    def mark(z: Zone, fast: bool) -> int:
+        return z.wmark_low if fast else z.wmark_min
+    if not order:
+        # order-0 pages come in runs per zone and watermark: __rmqueue() as
+        # _kernel_pick models it
+        got: list[IntArray] = []
+        need = nr
+        for fast in (True, False):
+            for z in zones:
+                reserve = lowmem_reserve(m, z)[ZONE_NORMAL] if ZONE_NORMAL > z.ztype else 0
+                k = min(need, zone_nr_free_pages(m, z) - mark(z, fast) - reserve)
+                if k <= 0:
+                    continue
+                pfns, claims = _kernel_pick(m, z, k, "unmovable")
+                for s, e, mt in claims:
+                    m.pages.set_migratetype(s, e, mt)
+                m.pages.take_pages(np.sort(pfns))
+                got.append(pfns)
+                need -= len(pfns)
+        return np.concatenate(got) if got else np.zeros(0, np.int64)
+    out: list[int] = []
+    for _ in range(nr):
+        zone = next((z for fast in (True, False) for z in zones
+                     if _watermark_ok(m, z, order, mark(z, fast), ZONE_NORMAL)), None)
+        h = -1 if zone is None else _rmqueue_unmovable(m, zone, order)
+        if h < 0:
+            break
+        out.append(h)
+    return np.array(out, dtype=np.int64)

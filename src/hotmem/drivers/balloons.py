@@ -5,28 +5,95 @@ an online_page_callback that keeps some pages PageOffline with a reference
 they never drop, so a block holding such pages cannot be offlined (EBUSY from
 scan_movable_pages).
 
+``size`` of a ``resize`` is the memory the guest holds from the device's
+point of view: the bytes of the region the host backs, less the pages the
+balloon has taken back (inflated) from anywhere in the guest.  Below what it
+holds, the balloon inflates by the difference; above, it first deflates (the
+ballooned pages go back to the buddy), then the host backs more of the
+region.  ``size`` is a whole number of pages, at most the region.
+
+Inflation allocates as the drivers do, alloc_pages(GFP_HIGHUSER |
+__GFP_NORETRY | __GFP_NOMEMALLOC): unmovable, from the kernel zones up to
+ZONE_NORMAL (never ZONE_MOVABLE), the zonelist at the low then the min
+watermark, failure instead of reclaim (page_alloc.alloc_noretry).  A
+ballooned page is PageOffline with its reference (kpageflags: OFFLINE only),
+not managed (adjust_managed_page_count(-1)), counted in NR_BALLOON_PAGES
+(6.15), and pins its memory block: offline is EBUSY.
+
 * Hyper-V: the host hot-adds a region in chunks of a memory block (6.12;
   128 MiB in 6.1) and backs only part of it: hv_online_page() onlines the
   backed pages, the rest stays PageOffline.  ``backed`` (bytes, from the
-  region start) is what the host backs; a ``resize`` to more brings the newly
-  backed pages online (hv_bring_pgs_online).
+  region start) is what the host backs.  balloon_up() caps the request at
+  si_mem_available() less compute_balloon_floor(), allocates 2 MiB blocks
+  (order 9) while they come and at least 512 pages remain, then single pages
+  until one fails, and reports what it got: the guest keeps that much
+  (partial success, noted on the device).  Ballooning needs 4 KiB pages
+  (ballooning_enabled(): EOPNOTSUPP otherwise).  balloon_down() frees the
+  ranges the host names; hotmem returns the most recent ones first.
 * Xen: reserve_additional_memory() adds the region; xen_online_page() puts
-  every page into the balloon (PageOffline); the balloon thread then hands
-  ``backed`` bytes back to the buddy page by page (increase_reservation),
-  taken here in ascending pfn order.
-
-Giving memory back to the host (balloon inflation) is not modelled: a
-``resize`` below what is backed is refused with a ConfigError.
+  every page on the balloon list (head first, so the highest pfn ends at the
+  head); the balloon thread hands pages back from the head up to the target
+  (increase_reservation) and inflates in batches of PAGE_SIZE / 8 pages
+  (decrease_reservation, at most si_mem_available()); a failed allocation
+  leaves the rest of the target pending (BP_EAGAIN): the thread tries again
+  when the next resize or online wakes it.
 """
 from __future__ import annotations
 
-from ..constants import MEM_ONLINE, MHP_MERGE_RESOURCE, P_OFFLINE
+import numpy as np
+
+from ..constants import MEM_ONLINE, MHP_MERGE_RESOURCE, P_OFFLINE, IntArray
 from ..errors import ConfigError, HotplugError
 from ..memory_hotplug import add_memory, default_add_start
-from ..page_alloc import init_per_zone_wmark_min
+from ..page_alloc import alloc_noretry, init_per_zone_wmark_min, nr_free_pages
 from ..state import DeviceReport, MachineState
 from ..units import parse_size
+from ..views.meminfo import figures, totalreserve_pages
 from .base import Device
+
+PAGES_IN_2M = 512   # hv_balloon.c: the first alloc_unit, 2 MiB of 4 KiB pages
+
+
+def _runs(pfns: IntArray) -> list[tuple[int, int]]:
+    """[start, end) runs of consecutive pfns of a sorted array."""
+    if not len(pfns):
+        return []
+    breaks = np.flatnonzero(np.diff(pfns) != 1) + 1
+    starts = np.concatenate(([0], breaks))
+    ends = np.concatenate((breaks, [len(pfns)]))
+    return [(int(pfns[a]), int(pfns[b - 1]) + 1) for a, b in zip(starts, ends, strict=True)]
+
+
+def _per_zone(m: MachineState, pfns: IntArray) -> dict[int, int]:
+    """How many of the pfns each zone (by zid) holds."""
+    pbo = m.arch.pageblock_order
+    out: dict[int, int] = {}
+    blocks, counts = np.unique(pfns >> pbo, return_counts=True)
+    for pb, c in zip(blocks.tolist(), counts.tolist(), strict=True):
+        zid = m.pages.pageblock(pb << pbo)[2]
+        out[zid] = out.get(zid, 0) + c
+    return out
+
+
+def to_balloon(m: MachineState, pfns: IntArray) -> None:
+    """Allocated pages into the balloon: __SetPageOffline and
+    adjust_managed_page_count(-1) each."""
+    pfns = np.sort(pfns)
+    for s, e in _runs(pfns):
+        m.pages.set(P_OFFLINE, s, e)
+    for zid, n in _per_zone(m, pfns).items():
+        m.zones[zid].managed_pages -= n
+
+
+def from_balloon(m: MachineState, pfns: IntArray) -> None:
+    """Pages out of the balloon to the buddy: __ClearPageOffline, then
+    __free_page with adjust_managed_page_count(+1) (free_reserved_page)."""
+    pfns = np.ascontiguousarray(np.sort(pfns), dtype=np.int64)
+    for s, e in _runs(pfns):
+        m.pages.clear(P_OFFLINE, s, e)
+    m.pages.free_pages(pfns)
+    for zid, n in _per_zone(m, pfns).items():
+        m.zones[zid].managed_pages += n
 
 
 class _Balloon(Device):
@@ -35,10 +102,13 @@ class _Balloon(Device):
 
     def configure(self, options: dict[str, object]) -> None:
         super().configure(options)
-        self.backed = parse_size(options.get("backed", self.size), "backed")
+        self.backed = parse_size(options.get("backed", self.size), f"device {self.name}: backed")
         if self.backed > self.size:
             raise ConfigError(f"device {self.name}: backed ({self.backed:#x}) is larger than "
                               f"the region ({self.size:#x})")
+        # the balloon, in segments of pfns; the driver takes pages back from
+        # the end of the last segment first
+        self.balloon: list[IntArray] = []
 
     def _chunk(self, m: MachineState) -> int:
         return m.block_size
@@ -67,17 +137,79 @@ class _Balloon(Device):
         self.attached = True
         return added
 
-    def resize(self, m: MachineState, size: int) -> list[int]:
-        if size < self.backed:
-            raise ConfigError(f"device {self.name}: giving memory back to the host (balloon "
-                              "inflation) is not modelled")
+    def blocks(self, m: MachineState) -> list[int]:
+        # one memory group per add_memory() call (no group of the driver's own)
+        gids = [g.gid for g in m.groups.values() if g.device is self]
+        present = (m.blk_state != 0) & np.isin(m.blk_group, gids)
+        return [int(b) for b in np.flatnonzero(present)]
+
+    def _target_pages(self, m: MachineState, size: int) -> int:
+        """The pages a resize to ``size`` asks for (checked before any change)."""
+        if size % m.arch.page_size:
+            raise ConfigError(f"device {self.name}: size ({size:#x}) is not a whole number of "
+                              f"{m.arch.page_size >> 10} KiB pages")
         if size > self.size:
             raise HotplugError("EINVAL", f"device {self.name}: {size:#x} is beyond the region")
+        return size >> m.arch.page_shift
+
+    def nr_ballooned(self) -> int:
+        return sum(len(s) for s in self.balloon)
+
+    def ballooned_pfns(self) -> IntArray:
+        return np.concatenate(self.balloon) if self.balloon else np.zeros(0, np.int64)
+
+    def nr_balloon_pages(self, m: MachineState, nid: int | None = None) -> int:
+        """This balloon's share of NR_BALLOON_PAGES (of node ``nid``, or all)."""
+        pfns = self.ballooned_pfns()
+        if nid is None or not len(pfns):
+            return len(pfns)
+        return sum(n for zid, n in _per_zone(m, pfns).items() if m.zones[zid].nid == nid)
+
+    def held_pages(self, m: MachineState) -> int:
+        """What ``size`` of a resize means, in pages."""
+        return (self.backed >> m.arch.page_shift) - self.nr_ballooned()
+
+    def detach(self, m: MachineState) -> list[int]:
+        raise HotplugError("EINVAL", f"device {self.name}: the {self.driver} driver never "
+                           "hot-removes memory")
+
+    def report(self, m: MachineState) -> DeviceReport:
+        rep = super().report(m)
+        rep["backed_bytes"] = self.backed
+        rep["ballooned_pages"] = self.nr_ballooned()
+        rep["held_bytes"] = self.held_pages(m) << m.arch.page_shift
+        return rep
+
+
+class HvBalloon(_Balloon):
+    """Hyper-V dynamic memory: hot-add and balloon."""
+
+    driver = "hv-balloon"
+
+    def _chunk(self, m: MachineState) -> int:
+        # ha_pages_in_chunk: the memory block size (6.12), HA_CHUNK = 128 MiB before
+        return m.block_size if m.kernel.at_least(6, 12) else 128 << 20
+
+    def resize(self, m: MachineState, size: int) -> list[int]:
+        want = self._target_pages(m, size)
+        held = self.held_pages(m)
+        if want < held:
+            self.balloon_up(m, held - want)
+            return []
+        give = min(want - held, self.nr_ballooned())
+        if give:
+            self.balloon_down(m, give)
+        if want - held > give:
+            self._back(m, size + (self.nr_ballooned() << m.arch.page_shift))
+        return []
+
+    def _back(self, m: MachineState, backed: int) -> None:
+        """The host backs the region up to ``backed``: hv_bring_pgs_online()
+        of the newly covered pages of online blocks."""
         assert self.start is not None
         ps = m.arch.page_shift
-        s, e = (self.start + self.backed) >> ps, (self.start + size) >> ps
-        self.backed = size
-        # pages newly backed in online blocks go to the buddy now
+        s, e = (self.start + self.backed) >> ps, (self.start + backed) >> ps
+        self.backed = backed
         for blk in range(s // m.pages_per_block, -(-e // m.pages_per_block)):
             if m.blk_state[blk] != MEM_ONLINE:
                 continue
@@ -87,34 +219,75 @@ class _Balloon(Device):
                 m.pages.clear(P_OFFLINE, lo, hi)
                 m.zones[int(m.blk_zone[blk])].managed_pages += m.pages.free_range(lo, hi)
         init_per_zone_wmark_min(m)
-        return []
 
-    def detach(self, m: MachineState) -> list[int]:
-        raise HotplugError("EINVAL", f"device {self.name}: the {self.driver} driver never "
-                           "hot-removes memory")
+    def balloon_up(self, m: MachineState, num: int) -> int:
+        """balloon_up() of ``num`` pages; returns the pages ballooned."""
+        if m.arch.page_size != 4096:
+            raise HotplugError("EOPNOTSUPP", f"device {self.name}: hv_balloon does not "
+                               "balloon with pages other than 4 KiB (ballooning_enabled())")
+        asked = num
+        avail = figures(m)["MemAvailable"]
+        floor = compute_balloon_floor(m.totalram_pages())
+        why = ""
+        if avail < num or avail - num < floor:
+            why = "not enough memory" if avail < num else "balloon floor reached"
+            num = max(avail - floor, 0)
+        got: list[IntArray] = []
+        # alloc_unit 512 while 2 MiB blocks come and 512 pages remain, then 1
+        heads = alloc_noretry(m, num // PAGES_IN_2M, 9, 0)
+        got += [np.arange(h, h + PAGES_IN_2M, dtype=np.int64) for h in heads.tolist()]
+        rest = num - PAGES_IN_2M * len(heads)
+        if rest:
+            singles = alloc_noretry(m, rest, 0, 0)
+            got += [singles[i:i + 1] for i in range(len(singles))]
+            if len(singles) < rest:
+                why = why or "allocation failed (__GFP_NORETRY)"
+        done = sum(len(r) for r in got)
+        if got:
+            to_balloon(m, np.concatenate(got))
+            self.balloon += got
+        if done < asked:
+            self.notes.append(f"balloon_up: the host asked for {asked} pages, {done} "
+                              f"ballooned ({why}: MemAvailable {avail}, floor {floor})")
+        return done
+
+    def balloon_down(self, m: MachineState, n: int) -> None:
+        """balloon_down() of ``n`` pages: free_balloon_pages() of the most
+        recently ballooned ranges."""
+        out: list[IntArray] = []
+        while n:
+            last = self.balloon[-1]
+            k = min(n, len(last))
+            out.append(last[len(last) - k:])
+            if k == len(last):
+                self.balloon.pop()
+            else:
+                self.balloon[-1] = last[:len(last) - k]
+            n -= k
+        from_balloon(m, np.concatenate(out))
 
     def online_split(self, m: MachineState, blk: int, start: int,
                      end: int) -> tuple[list[tuple[int, int]], bool] | None:
+        # hv_online_page(): the backed part goes to the buddy
         assert self.start is not None
         limit = (self.start + self.backed) >> m.arch.page_shift
         if limit >= end:
             return None
         return ([(start, limit)] if limit > start else []), False
 
-    def report(self, m: MachineState) -> DeviceReport:
-        rep = super().report(m)
-        rep["backed_bytes"] = self.backed
-        return rep
 
-
-class HvBalloon(_Balloon):
-    """Hyper-V dynamic memory hot-add."""
-
-    driver = "hv-balloon"
-
-    def _chunk(self, m: MachineState) -> int:
-        # ha_pages_in_chunk: the memory block size (6.12), HA_CHUNK = 128 MiB before
-        return m.block_size if m.kernel.at_least(6, 12) else 128 << 20
+def compute_balloon_floor(totalram: int) -> int:
+    """compute_balloon_floor() (4 KiB pages): the pages Hyper-V never balloons."""
+    mb = 1 << 8
+    if totalram < 128 * mb:
+        return 8 * mb + (totalram >> 1)
+    if totalram < 512 * mb:
+        return 40 * mb + (totalram >> 2)
+    if totalram < 2048 * mb:
+        return 104 * mb + (totalram >> 3)
+    if totalram < 8192 * mb:
+        return 232 * mb + (totalram >> 4)
+    return 488 * mb + (totalram >> 5)
 
 
 class XenBalloon(_Balloon):
@@ -122,7 +295,98 @@ class XenBalloon(_Balloon):
 
     driver = "xen-balloon"
 
+    def configure(self, options: dict[str, object]) -> None:
+        super().configure(options)
+        self.target = -1   # balloon_stats.target_pages, as the device sees it (pages)
+
     def _chunk(self, m: MachineState) -> int:
         # reserve_additional_memory(): the whole credit, section rounded; add_memory
         # still wants it memory block aligned
         return -(-self.size // m.block_size) * m.block_size
+
+    def attach(self, m: MachineState) -> list[int]:
+        self.target = self.backed >> m.arch.page_shift
+        self.backed = 0
+        blocks = super().attach(m)
+        self.balloon_thread(m)
+        return blocks
+
+    def online_split(self, m: MachineState, blk: int, start: int,
+                     end: int) -> tuple[list[tuple[int, int]], bool] | None:
+        # xen_online_page(): balloon_append() of every page in pfn order, each
+        # at the list head
+        self.balloon.append(np.arange(start, end, dtype=np.int64))
+        return [], False
+
+    def block_online(self, m: MachineState, blk: int) -> None:
+        # xen_memory_notifier(): MEM_ONLINE wakes the balloon thread (which,
+        # during attach, is itself busy adding the memory)
+        if self.attached:
+            self.balloon_thread(m)
+
+    def _region_pages(self, m: MachineState) -> IntArray:
+        pfns = self.ballooned_pfns()
+        assert self.start is not None
+        s = self.start >> m.arch.page_shift
+        return pfns[(pfns >= s) & (pfns < s + (self._chunk(m) >> m.arch.page_shift))]
+
+    def held_pages(self, m: MachineState) -> int:
+        # the region's online pages that are not in the balloon, less the
+        # pages the balloon took from elsewhere
+        online = sum(1 for b in self.blocks(m) if m.blk_state[b] == MEM_ONLINE)
+        return online * m.pages_per_block - self.nr_ballooned()
+
+    def resize(self, m: MachineState, size: int) -> list[int]:
+        self.target = self._target_pages(m, size)
+        self.balloon_thread(m)
+        return []
+
+    def balloon_thread(self, m: MachineState) -> None:
+        """One run of balloon_thread() towards the target: increase_reservation()
+        from the list head, or decrease_reservation() of at most
+        si_mem_available() pages; what is left stays pending."""
+        credit = self.target - self.held_pages(m)
+        if credit > 0:
+            self._increase(m, min(credit, self.nr_ballooned()))
+        elif credit < 0:
+            self._decrease(m, -credit)
+        self._set_backed(m)
+        left = self.target - self.held_pages(m)
+        if left < 0:
+            self.notes.append(f"balloon target {self.target} pages not reached: {-left} pages "
+                              "still to balloon (BP_EAGAIN, retried at the next resize or "
+                              "online)")
+
+    def _set_backed(self, m: MachineState) -> None:
+        online = sum(1 for b in self.blocks(m) if m.blk_state[b] == MEM_ONLINE)
+        self.backed = (online * m.pages_per_block - len(self._region_pages(m))) \
+            << m.arch.page_shift
+
+    def _increase(self, m: MachineState, n: int) -> None:
+        out: list[IntArray] = []
+        while n:
+            last = self.balloon[-1]
+            k = min(n, len(last))
+            # balloon_retrieve(): the head first, i.e. the end of the segment
+            out.append(last[len(last) - k:][::-1])
+            if k == len(last):
+                self.balloon.pop()
+            else:
+                self.balloon[-1] = last[:len(last) - k]
+            n -= k
+        if out:
+            from_balloon(m, np.concatenate(out))
+
+    def _decrease(self, m: MachineState, n: int) -> None:
+        # n_pages = min(-credit, si_mem_available()) per pass, totalreserve_pages
+        # as the last watermark setup left it; passes of ARRAY_SIZE(frame_list)
+        avail = max(nr_free_pages(m) - totalreserve_pages(m), 0)
+        pfns = alloc_noretry(m, min(n, avail), 0, 0)
+        if not len(pfns):
+            return
+        to_balloon(m, pfns)
+        batch = m.arch.page_size // 8
+        for i in range(0, len(pfns), batch):
+            # list_add() onto a private list, then balloon_append() of each:
+            # the batch lands at the head in allocation order
+            self.balloon.append(pfns[i:i + batch][::-1].copy())
