@@ -35,8 +35,11 @@ not managed (adjust_managed_page_count(-1)), counted in NR_BALLOON_PAGES
   head); the balloon thread hands pages back from the head up to the target
   (increase_reservation) and inflates in batches of PAGE_SIZE / 8 pages
   (decrease_reservation, at most si_mem_available()); a failed allocation
-  leaves the rest of the target pending (BP_EAGAIN): the thread tries again
-  when the next resize or online wakes it.
+  leaves the rest of the target pending (BP_EAGAIN, then BP_ECANCELED after
+  max_retry_count = 4 retries that find the same state): the next resize
+  tries again.  An online of a block wakes the thread to populate.
+
+Allocations start from node 0 (the node of the CPU running the work).
 """
 from __future__ import annotations
 
@@ -75,25 +78,37 @@ def _per_zone(m: MachineState, pfns: IntArray) -> dict[int, int]:
     return out
 
 
-def to_balloon(m: MachineState, pfns: IntArray) -> None:
-    """Allocated pages into the balloon: __SetPageOffline and
+def to_balloon(m: MachineState, pfns: IntArray, managed: bool = True) -> None:
+    """Allocated pages into the balloon: __SetPageOffline and (``managed``)
     adjust_managed_page_count(-1) each."""
     pfns = np.sort(pfns)
     for s, e in _runs(pfns):
         m.pages.set(P_OFFLINE, s, e)
-    for zid, n in _per_zone(m, pfns).items():
-        m.zones[zid].managed_pages -= n
+    if managed:
+        for zid, n in _per_zone(m, pfns).items():
+            m.zones[zid].managed_pages -= n
 
 
-def from_balloon(m: MachineState, pfns: IntArray) -> None:
+def from_balloon(m: MachineState, pfns: IntArray, managed: bool = True) -> None:
     """Pages out of the balloon to the buddy: __ClearPageOffline, then
-    __free_page with adjust_managed_page_count(+1) (free_reserved_page)."""
+    __free_page with (``managed``) adjust_managed_page_count(+1)."""
     pfns = np.ascontiguousarray(np.sort(pfns), dtype=np.int64)
     for s, e in _runs(pfns):
         m.pages.clear(P_OFFLINE, s, e)
     m.pages.free_pages(pfns)
-    for zid, n in _per_zone(m, pfns).items():
-        m.zones[zid].managed_pages += n
+    if managed:
+        for zid, n in _per_zone(m, pfns).items():
+            m.zones[zid].managed_pages += n
+
+
+def check_inflation_era(m: MachineState, name: str) -> None:
+    """Both drivers mark inflated pages PageOffline from 5.1 ("hv_balloon:
+    mark inflated pages PG_offline", "xen/balloon: mark inflated pages
+    PG_offline"); before, they were plain allocated pages, which hotmem's
+    page planes cannot tell from movable user pages."""
+    if not m.kernel.at_least(5, 1):
+        raise ConfigError(f"device {name}: balloon inflation is modelled from 5.1 (inflated "
+                          f"pages PageOffline), not {m.kernel}")
 
 
 class _Balloon(Device):
@@ -190,6 +205,19 @@ class HvBalloon(_Balloon):
         # ha_pages_in_chunk: the memory block size (6.12), HA_CHUNK = 128 MiB before
         return m.block_size if m.kernel.at_least(6, 12) else 128 << 20
 
+    def attach(self, m: MachineState) -> list[int]:
+        # hot_add_enabled(): no hot-add on ARM64 ("Drivers: hv: balloon:
+        # Disable balloon and hot-add accordingly", 5.18)
+        if m.arch.name.startswith("arm64") and m.kernel.at_least(5, 18):
+            raise HotplugError("EOPNOTSUPP", f"device {self.name}: hv_balloon does not hot-add "
+                               "memory on ARM64 (hot_add_enabled())")
+        return super().attach(m)
+
+    def _managed(self, m: MachineState) -> bool:
+        # "hv_balloon: do adjust_managed_page_count() when ballooning/un-ballooning"
+        # (posted 2020-12, taken as 5.11)
+        return m.kernel.at_least(5, 11)
+
     def resize(self, m: MachineState, size: int) -> list[int]:
         want = self._target_pages(m, size)
         held = self.held_pages(m)
@@ -222,7 +250,9 @@ class HvBalloon(_Balloon):
 
     def balloon_up(self, m: MachineState, num: int) -> int:
         """balloon_up() of ``num`` pages; returns the pages ballooned."""
+        check_inflation_era(m, self.name)
         if m.arch.page_size != 4096:
+            # ballooning_enabled() (5.18): the host is told not to balloon
             raise HotplugError("EOPNOTSUPP", f"device {self.name}: hv_balloon does not "
                                "balloon with pages other than 4 KiB (ballooning_enabled())")
         asked = num
@@ -244,7 +274,7 @@ class HvBalloon(_Balloon):
                 why = why or "allocation failed (__GFP_NORETRY)"
         done = sum(len(r) for r in got)
         if got:
-            to_balloon(m, np.concatenate(got))
+            to_balloon(m, np.concatenate(got), self._managed(m))
             self.balloon += got
         if done < asked:
             self.notes.append(f"balloon_up: the host asked for {asked} pages, {done} "
@@ -264,7 +294,7 @@ class HvBalloon(_Balloon):
             else:
                 self.balloon[-1] = last[:len(last) - k]
             n -= k
-        from_balloon(m, np.concatenate(out))
+        from_balloon(m, np.concatenate(out), self._managed(m))
 
     def online_split(self, m: MachineState, blk: int, start: int,
                      end: int) -> tuple[list[tuple[int, int]], bool] | None:
@@ -320,8 +350,10 @@ class XenBalloon(_Balloon):
 
     def block_online(self, m: MachineState, blk: int) -> None:
         # xen_memory_notifier(): MEM_ONLINE wakes the balloon thread (which,
-        # during attach, is itself busy adding the memory)
-        if self.attached:
+        # during attach, is itself busy adding the memory); it populates the
+        # new pages (BP_WAIT).  An inflation that failed is not retried: its
+        # retries end in BP_ECANCELED, which waits for a new target.
+        if self.attached and self.target > self.held_pages(m):
             self.balloon_thread(m)
 
     def _region_pages(self, m: MachineState) -> IntArray:
@@ -349,13 +381,14 @@ class XenBalloon(_Balloon):
         if credit > 0:
             self._increase(m, min(credit, self.nr_ballooned()))
         elif credit < 0:
+            check_inflation_era(m, self.name)
             self._decrease(m, -credit)
         self._set_backed(m)
         left = self.target - self.held_pages(m)
         if left < 0:
             self.notes.append(f"balloon target {self.target} pages not reached: {-left} pages "
-                              "still to balloon (BP_EAGAIN, retried at the next resize or "
-                              "online)")
+                              "still to balloon (BP_EAGAIN, then BP_ECANCELED after "
+                              "max_retry_count 4 retries: tried again at the next resize)")
 
     def _set_backed(self, m: MachineState) -> None:
         online = sum(1 for b in self.blocks(m) if m.blk_state[b] == MEM_ONLINE)
