@@ -12,6 +12,7 @@ from hotmem import invariants
 from hotmem.cli import main
 from hotmem.errors import ConfigError, HotplugError
 from hotmem.machine import Machine
+from hotmem.report import format_summary
 from hotmem.scenario import loads_scenario, run_scenario
 from hotmem.views.kpageflags import kpageflags
 from hotmem.views.meminfo import meminfo_values
@@ -348,6 +349,9 @@ def test_balloon_scenario_through_hotmem_run(tmp_path, capsys):
     sc = loads_scenario(SCENARIO)
     m, res = run_scenario(sc)
     assert [r.result for r in res] == ["ok", "ok", "EBUSY", "ok", "ok"]
+    m.resize("hv", "200M")
+    assert "  balloon: 14336 pages; the guest holds 204800 kB of the device" in \
+        format_summary(m).splitlines()
     p = tmp_path / "b.toml"
     p.write_text(SCENARIO.replace("size = \"256M\"\n[[step]]\nop = \"offline\"\nblocks = [33]\n",
                                   "size = \"192M\"\n"))
