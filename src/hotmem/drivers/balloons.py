@@ -327,7 +327,11 @@ class XenBalloon(_Balloon):
 
     def configure(self, options: dict[str, object]) -> None:
         super().configure(options)
-        self.target = -1   # balloon_stats.target_pages, as the device sees it (pages)
+        # balloon_stats.target_pages and current_pages, counted from the
+        # device's attach: only increase/decrease_reservation move current
+        # (an offline or online of a block does not)
+        self.target = 0
+        self.current = 0
 
     def _chunk(self, m: MachineState) -> int:
         # reserve_additional_memory(): the whole credit, section rounded; add_memory
@@ -363,10 +367,7 @@ class XenBalloon(_Balloon):
         return pfns[(pfns >= s) & (pfns < s + (self._chunk(m) >> m.arch.page_shift))]
 
     def held_pages(self, m: MachineState) -> int:
-        # the region's online pages that are not in the balloon, less the
-        # pages the balloon took from elsewhere
-        online = sum(1 for b in self.blocks(m) if m.blk_state[b] == MEM_ONLINE)
-        return online * m.pages_per_block - self.nr_ballooned()
+        return self.current
 
     def resize(self, m: MachineState, size: int) -> list[int]:
         self.target = self._target_pages(m, size)
@@ -383,17 +384,19 @@ class XenBalloon(_Balloon):
         elif credit < 0:
             check_inflation_era(m, self.name)
             self._decrease(m, -credit)
-        self._set_backed(m)
         left = self.target - self.held_pages(m)
         if left < 0:
             self.notes.append(f"balloon target {self.target} pages not reached: {-left} pages "
                               "still to balloon (BP_EAGAIN, then BP_ECANCELED after "
                               "max_retry_count 4 retries: tried again at the next resize)")
 
-    def _set_backed(self, m: MachineState) -> None:
+    def report(self, m: MachineState) -> DeviceReport:
+        rep = super().report(m)
+        # the region's online pages the balloon has handed back
         online = sum(1 for b in self.blocks(m) if m.blk_state[b] == MEM_ONLINE)
-        self.backed = (online * m.pages_per_block - len(self._region_pages(m))) \
+        rep["backed_bytes"] = (online * m.pages_per_block - len(self._region_pages(m))) \
             << m.arch.page_shift
+        return rep
 
     def _increase(self, m: MachineState, n: int) -> None:
         out: list[IntArray] = []
@@ -409,6 +412,7 @@ class XenBalloon(_Balloon):
             n -= k
         if out:
             from_balloon(m, np.concatenate(out))
+            self.current += sum(len(o) for o in out)
 
     def _decrease(self, m: MachineState, n: int) -> None:
         # n_pages = min(-credit, si_mem_available()) per pass, totalreserve_pages
@@ -418,6 +422,7 @@ class XenBalloon(_Balloon):
         if not len(pfns):
             return
         to_balloon(m, pfns)
+        self.current -= len(pfns)
         batch = m.arch.page_size // 8
         for i in range(0, len(pfns), batch):
             # list_add() onto a private list, then balloon_append() of each:
