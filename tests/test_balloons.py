@@ -10,6 +10,7 @@ import pytest
 
 from hotmem import invariants
 from hotmem.cli import main
+from hotmem.compare import compare, format_compare
 from hotmem.errors import ConfigError, HotplugError
 from hotmem.machine import Machine
 from hotmem.report import format_summary
@@ -387,3 +388,10 @@ def test_balloon_scenario_through_hotmem_run(tmp_path, capsys):
     assert main(["run", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "step 1 (resize)" in err and "size (0x3e8)" in err and "Traceback" not in err
+
+
+def test_compare_shows_the_balloon():
+    sc = loads_scenario(SCENARIO.split("[[step]]\nop = \"offline\"")[0])
+    table = format_compare(compare(sc, ["mainline", "none"])).splitlines()
+    row = [ln for ln in table if ln.startswith("device hv ballooned pages")]
+    assert row and row[0].split()[-2:] == ["32768", "32768"]
