@@ -11,8 +11,10 @@ import pytest
 from hotmem import invariants
 from hotmem.cli import main
 from hotmem.compare import compare, format_compare
+from hotmem.constants import ZONE_NORMAL
 from hotmem.errors import ConfigError, HotplugError
 from hotmem.machine import Machine
+from hotmem.page_alloc import alloc_noretry, lowmem_reserve
 from hotmem.report import format_summary
 from hotmem.scenario import loads_scenario, run_scenario
 from hotmem.views.kpageflags import kpageflags
@@ -395,3 +397,30 @@ def test_compare_shows_the_balloon():
     table = format_compare(compare(sc, ["mainline", "none"])).splitlines()
     row = [ln for ln in table if ln.startswith("device hv ballooned pages")]
     assert row and row[0].split()[-2:] == ["32768", "32768"]
+
+
+def _fragmented(backend):
+    m = Machine("x86_64", kernel="6.12", boot_memory="512M", backend=backend)
+    m.alloc(95000, placement="lowest")
+    m.free(20000, seed=3)
+    return m, alloc_noretry(m, 1500, 3)
+
+
+def test_alloc_noretry_small_orders_on_fragmented_zones():
+    """Order-3 unmovable requests (below pageblock order) on a fragmented
+    zone: the largest fallback blocks first, whole pageblocks claimed while
+    they last, then the try_to_claim_block rule per pageblock; the requests
+    stop when no free block of order 3 is left (__zone_watermark_ok)."""
+    (fast, a), (ref, b) = _fragmented("fast"), _fragmented("reference")
+    assert len(a) == 995 and np.array_equal(a, b)
+    assert not (a % 8).any() and len(np.unique(a)) == 995
+    # DMA32 has no free block of order 3 or more left; DMA keeps its min
+    # watermark plus the lowmem reserve against ZONE_NORMAL
+    dma, dma32 = fast.zone_by_name("DMA"), fast.zone_by_name("DMA32")
+    assert not fast.pages.nr_free[dma32.zid][:, 3:].any()
+    free = zone_pages(fast, "DMA")[2]
+    mark = dma.wmark_min + lowmem_reserve(fast, dma)[ZONE_NORMAL]
+    assert (mark, free) == (190 + 389, 579)     # free - 7 <= mark: the next request fails
+    assert pagetypeinfo(fast) == pagetypeinfo(ref) and buddyinfo(fast) == buddyinfo(ref)
+    invariants.check(fast)
+    invariants.check(ref)

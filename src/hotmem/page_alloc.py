@@ -15,6 +15,7 @@ highest zone, as ``zone_watermark_ok`` demands.
 """
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from math import isqrt
 
@@ -590,41 +591,77 @@ def _watermark_ok(m: MachineState, z: Zone, order: int, mark: int, highest_zone:
                for mt in (MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE))
 
 
-def _rmqueue_unmovable(m: MachineState, z: Zone, order: int) -> int:
-    """__rmqueue() of one unmovable order-``order`` block from zone z (free
-    lists in ascending pfn order, as _kernel_pick has them): the smallest
-    unmovable block that fits, else the largest block of a fallback type,
-    whose pageblocks it claims (try_to_claim_block: all of them for a block of
-    pageblock order or more; else the pageblock when at least half of it is
-    free or unmovable).  Takes the block; returns its pfn, or -1."""
-    pbo, maxo = m.arch.pageblock_order, m.arch.max_page_order
-    first: dict[tuple[int, int], int] = {}
-    for s, e in zone_runs(m, z):
-        heads, orders = m.pages.free_blocks(s, e)
-        mts, _ = m.pages.pageblock_bytes(s, e)
-        for h, o in zip(heads.tolist(), orders.tolist(), strict=True):
-            key = (int(mts[(h - s) >> pbo]) & PB_MIGRATETYPE_MASK, o)
-            if o >= order and key not in first:
-                first[key] = h
-    h = next((first[(MIGRATE_UNMOVABLE, o)] for o in range(order, maxo + 1)
-              if (MIGRATE_UNMOVABLE, o) in first), -1)
-    if h < 0:
-        found = next(((fmt, o) for o in range(maxo, order - 1, -1)
-                      for fmt in FALLBACKS[MIGRATE_UNMOVABLE] if (fmt, o) in first), None)
-        if found is None:
-            return -1
-        h = first[found]
-        o = found[1]
-        if o >= pbo:
-            m.pages.set_migratetype(h, h + (1 << o), MIGRATE_UNMOVABLE)
-        else:
-            pbs = h >> pbo << pbo
-            pbe = pbs + (1 << pbo)
-            if (m.pages.count(P_BUDDY, pbs, pbe) + m.pages.count(P_UNMOVABLE, pbs, pbe)
-                    >= 1 << (pbo - 1)):
-                m.pages.set_migratetype(pbs, pbe, MIGRATE_UNMOVABLE)
-    m.pages.take_range(h, h + (1 << order))
-    return h
+class _UnmovableLists:
+    """The free lists of zone z that an unmovable order-``order`` request
+    looks at (blocks of that order or more), built once and kept up to date
+    by the allocations made through them: min-heaps of block pfns per
+    (migratetype, order), the lowest pfn first as _kernel_pick has them."""
+
+    def __init__(self, m: MachineState, z: Zone, order: int) -> None:
+        self.m, self.order = m, order
+        pbo = m.arch.pageblock_order
+        self.heaps: dict[tuple[int, int], list[int]] = {}
+        self.where: dict[int, tuple[int, int]] = {}
+        for s, e in zone_runs(m, z):
+            heads, orders = m.pages.free_blocks(s, e)
+            mts, _ = m.pages.pageblock_bytes(s, e)
+            for h, o in zip(heads.tolist(), orders.tolist(), strict=True):
+                if o >= order:
+                    self._push(h, (int(mts[(h - s) >> pbo]) & PB_MIGRATETYPE_MASK, o))
+
+    def _push(self, h: int, key: tuple[int, int]) -> None:
+        heapq.heappush(self.heaps.setdefault(key, []), h)
+        self.where[h] = key
+
+    def _peek(self, key: tuple[int, int]) -> int:
+        heap = self.heaps.get(key)
+        while heap and self.where.get(heap[0]) != key:
+            heapq.heappop(heap)          # moved by a claim: a stale entry
+        return heap[0] if heap else -1
+
+    def take(self) -> int:
+        """__rmqueue() of one block: the smallest unmovable block that fits,
+        else the largest block of a fallback type, whose pageblocks it claims
+        (try_to_claim_block: all of them for a block of pageblock order or
+        more; else the pageblock when at least half of it is free or
+        unmovable).  Takes the block; returns its pfn, or -1."""
+        m, order = self.m, self.order
+        pbo, maxo = m.arch.pageblock_order, m.arch.max_page_order
+
+        def smallest() -> tuple[int, int] | None:   # __rmqueue_smallest()
+            return next(((MIGRATE_UNMOVABLE, o) for o in range(order, maxo + 1)
+                         if self._peek((MIGRATE_UNMOVABLE, o)) >= 0), None)
+        key = smallest()
+        if key is None:
+            key = next(((fmt, o) for o in range(maxo, order - 1, -1)
+                        for fmt in FALLBACKS[MIGRATE_UNMOVABLE] if self._peek((fmt, o)) >= 0),
+                       None)
+            if key is None:
+                return -1
+            h, o = self._peek(key), key[1]
+            if o >= pbo:
+                m.pages.set_migratetype(h, h + (1 << o), MIGRATE_UNMOVABLE)
+            else:
+                pbs = h >> pbo << pbo
+                pbe = pbs + (1 << pbo)
+                if (m.pages.count(P_BUDDY, pbs, pbe) + m.pages.count(P_UNMOVABLE, pbs, pbe)
+                        >= 1 << (pbo - 1)):
+                    m.pages.set_migratetype(pbs, pbe, MIGRATE_UNMOVABLE)
+                    for hh, kk in list(self.where.items()):
+                        if pbs <= hh < pbe and kk[0] == key[0]:
+                            self._push(hh, (MIGRATE_UNMOVABLE, kk[1]))
+                    key = smallest() or key
+        h = self._peek(key)
+        heapq.heappop(self.heaps[key])
+        del self.where[h]
+        o = key[1]
+        # expand(): the upper halves go back on their pageblock's list
+        for i in range(o - 1, order - 1, -1):
+            half = h + (1 << i)
+            mt = m.pages.pageblock(half)[0] & PB_MIGRATETYPE_MASK
+            self._push(half, (mt, i))
+        m.pages.take_range(h, h + (1 << order))
+        return h
 
 
 def alloc_noretry(m: MachineState, nr: int, order: int, nid: int = 0) -> IntArray:
@@ -659,10 +696,15 @@ def alloc_noretry(m: MachineState, nr: int, order: int, nid: int = 0) -> IntArra
                 need -= len(pfns)
         return np.concatenate(got) if got else np.zeros(0, np.int64)
     out: list[int] = []
+    lists: dict[int, _UnmovableLists] = {}
     for _ in range(nr):
         zone = next((z for fast in (True, False) for z in zones
                      if _watermark_ok(m, z, order, mark(z, fast), ZONE_NORMAL)), None)
-        h = -1 if zone is None else _rmqueue_unmovable(m, zone, order)
+        if zone is None:
+            break
+        if zone.zid not in lists:
+            lists[zone.zid] = _UnmovableLists(m, zone, order)
+        h = lists[zone.zid].take()
         if h < 0:
             break
         out.append(h)
