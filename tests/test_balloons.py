@@ -14,7 +14,7 @@ from hotmem.compare import compare, format_compare
 from hotmem.constants import ZONE_NORMAL
 from hotmem.errors import ConfigError, HotplugError
 from hotmem.machine import Machine
-from hotmem.page_alloc import alloc_noretry, lowmem_reserve
+from hotmem.page_alloc import _kernel_pick, _unmovable_pick, alloc_noretry, lowmem_reserve
 from hotmem.report import format_summary
 from hotmem.scenario import loads_scenario, run_scenario
 from hotmem.views.kpageflags import kpageflags
@@ -424,3 +424,27 @@ def test_alloc_noretry_small_orders_on_fragmented_zones():
     assert pagetypeinfo(fast) == pagetypeinfo(ref) and buddyinfo(fast) == buddyinfo(ref)
     invariants.check(fast)
     invariants.check(ref)
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_whole_block_claims_match_the_page_by_page_model(case):
+    """alloc_noretry's order-0 requests take whole fallback blocks of
+    pageblock order in one step; the pages, the pageblock types and the free
+    lists are those of _kernel_pick's request-by-request __rmqueue."""
+    def state():
+        m = Machine("x86_64", kernel="6.12", boot_memory=("512M", "1G")[case % 2])
+        if case >= 2:
+            m.alloc(20000 + 1000 * case, placement="lowest")
+            m.free(5000 + 300 * case, seed=case)
+            m.alloc(777 * case, kind="unmovable", placement="kernel")
+        return m
+    a, b = state(), state()
+    za, zb = a.zone_by_name("DMA32"), b.zone_by_name("DMA32")
+    n = zone_pages(a, "DMA32")[2] - 4000
+    pa = _unmovable_pick(a, za, n)
+    pb, claims = _kernel_pick(b, zb, n, "unmovable")
+    for s, e, mt in claims:
+        b.pages.set_migratetype(s, e, mt)
+    b.pages.take_pages(np.sort(pb))
+    assert len(pa) == n and np.array_equal(pa, pb)
+    assert pagetypeinfo(a) == pagetypeinfo(b) and buddyinfo(a) == buddyinfo(b)

@@ -664,6 +664,60 @@ class _UnmovableLists:
         return h
 
 
+def _unmovable_pick(m: MachineState, z: Zone, n: int) -> IntArray:
+    """n order-0 unmovable allocations from zone z, exactly as _kernel_pick
+    makes them, taken from the zone.  Whole blocks of pageblock order or more
+    go in one step: once the unmovable lists are empty, __rmqueue_fallback
+    claims the largest fallback block and the following requests consume it
+    from its first pfn up (expand() leaves the smaller halves first), so the
+    pages are a run of the block."""
+    pbo = m.arch.pageblock_order
+    out: list[IntArray] = []
+
+    def pick(k: int) -> None:
+        pfns, claims = _kernel_pick(m, z, k, "unmovable")
+        for s, e, mt in claims:
+            m.pages.set_migratetype(s, e, mt)
+        m.pages.take_pages(np.sort(pfns))
+        out.append(pfns)
+
+    need = n
+    nf = m.pages.nr_free[z.zid]
+    own = int((nf[MIGRATE_UNMOVABLE] << np.arange(nf.shape[1])).sum())
+    if own:                              # the unmovable lists first
+        pick(min(need, own))
+        need -= min(need, own)
+    if not need:
+        return np.concatenate(out)
+    # the fallback blocks of pageblock order or more, in the order
+    # __rmqueue_fallback finds them: largest first, then fallbacks[], then pfn
+    rank = {mt: i for i, mt in enumerate(FALLBACKS[MIGRATE_UNMOVABLE])}
+    big: list[tuple[int, int, int]] = []
+    for s, e in zone_runs(m, z):
+        heads, orders = m.pages.free_blocks(s, e)
+        keep = orders >= pbo
+        if not keep.any():
+            continue
+        mts, _ = m.pages.pageblock_bytes(s, e)
+        hs = heads[keep]
+        types = mts[(hs - s) >> pbo] & PB_MIGRATETYPE_MASK
+        for h, o, mt in zip(hs.tolist(), orders[keep].tolist(), types.tolist(), strict=True):
+            if mt in rank:
+                big.append((-o, rank[mt], h))
+    big.sort()
+    for neg_o, _, h in big:
+        if not need:
+            break
+        k = min(need, 1 << -neg_o)
+        m.pages.set_migratetype(h, h + (1 << -neg_o), MIGRATE_UNMOVABLE)
+        m.pages.take_range(h, h + k)
+        out.append(np.arange(h, h + k, dtype=np.int64))
+        need -= k
+    if need:
+        pick(need)                       # fragmented: page by page
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
 def alloc_noretry(m: MachineState, nr: int, order: int, nid: int = 0) -> IntArray:
     """``nr`` calls of alloc_pages(GFP_HIGHUSER | __GFP_NORETRY |
     __GFP_NOMEMALLOC, order), the balloon drivers' allocation, one after the
@@ -688,10 +742,7 @@ def alloc_noretry(m: MachineState, nr: int, order: int, nid: int = 0) -> IntArra
                 k = min(need, zone_nr_free_pages(m, z) - mark(z, fast) - reserve)
                 if k <= 0:
                     continue
-                pfns, claims = _kernel_pick(m, z, k, "unmovable")
-                for s, e, mt in claims:
-                    m.pages.set_migratetype(s, e, mt)
-                m.pages.take_pages(np.sort(pfns))
+                pfns = _unmovable_pick(m, z, k)
                 got.append(pfns)
                 need -= len(pfns)
         return np.concatenate(got) if got else np.zeros(0, np.int64)

@@ -57,7 +57,10 @@ from .base import Device
 PAGES_IN_2M = 512   # hv_balloon.c: the first alloc_unit, 2 MiB of 4 KiB pages
 
 
-def _runs(pfns: IntArray) -> list[tuple[int, int]]:
+Runs = list[tuple[int, int]]
+
+
+def _runs(pfns: IntArray) -> Runs:
     """[start, end) runs of consecutive pfns of a sorted array."""
     if not len(pfns):
         return []
@@ -67,37 +70,69 @@ def _runs(pfns: IntArray) -> list[tuple[int, int]]:
     return [(int(pfns[a]), int(pfns[b - 1]) + 1) for a, b in zip(starts, ends, strict=True)]
 
 
-def _per_zone(m: MachineState, pfns: IntArray) -> dict[int, int]:
-    """How many of the pfns each zone (by zid) holds."""
-    pbo = m.arch.pageblock_order
-    out: dict[int, int] = {}
-    blocks, counts = np.unique(pfns >> pbo, return_counts=True)
-    for pb, c in zip(blocks.tolist(), counts.tolist(), strict=True):
-        zid = m.pages.pageblock(pb << pbo)[2]
-        out[zid] = out.get(zid, 0) + c
+def _segment_runs(seg: IntArray) -> Runs:
+    """The pfns of one balloon segment as runs (a segment is most often one
+    run, ascending or descending)."""
+    n = len(seg)
+    if not n:
+        return []
+    lo, hi = int(seg[0]), int(seg[-1])
+    if hi - lo == n - 1 and (n < 3 or int(seg[1]) == lo + 1):
+        return [(lo, hi + 1)]
+    if lo - hi == n - 1 and (n < 3 or int(seg[1]) == lo - 1):
+        return [(hi, lo + 1)]
+    return _runs(np.sort(seg))
+
+
+def _merge(runs: Runs) -> Runs:
+    """Sorted runs, adjacent ones joined."""
+    out: Runs = []
+    for s, e in sorted(runs):
+        if out and out[-1][1] == s:
+            out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
     return out
 
 
-def to_balloon(m: MachineState, pfns: IntArray, managed: bool = True) -> None:
+def _per_zone(m: MachineState, runs: Runs) -> dict[int, int]:
+    """How many pages of the (disjoint) runs each zone (by zid) holds."""
+    pbo = m.arch.pageblock_order
+    out: dict[int, int] = {}
+    for s, e in runs:
+        first, last = s >> pbo, (e - 1) >> pbo
+        _, zn = m.pages.pageblock_bytes(first << pbo, (last + 1) << pbo)
+        pages = np.full(last - first + 1, 1 << pbo, dtype=np.int64)
+        pages[0] -= s - (first << pbo)
+        pages[-1] -= ((last + 1) << pbo) - e
+        for z1, n in enumerate(np.bincount(zn, weights=pages).tolist()):
+            if n and z1:
+                out[z1 - 1] = out.get(z1 - 1, 0) + int(n)
+    return out
+
+
+def to_balloon(m: MachineState, runs: Runs, managed: bool = True) -> None:
     """Allocated pages into the balloon: __SetPageOffline and (``managed``)
     adjust_managed_page_count(-1) each."""
-    pfns = np.sort(pfns)
-    for s, e in _runs(pfns):
+    runs = _merge(runs)
+    for s, e in runs:
         m.pages.set(P_OFFLINE, s, e)
     if managed:
-        for zid, n in _per_zone(m, pfns).items():
+        for zid, n in _per_zone(m, runs).items():
             m.zones[zid].managed_pages -= n
 
 
-def from_balloon(m: MachineState, pfns: IntArray, managed: bool = True) -> None:
+def from_balloon(m: MachineState, runs: Runs, managed: bool = True) -> None:
     """Pages out of the balloon to the buddy: __ClearPageOffline, then
-    __free_page with (``managed``) adjust_managed_page_count(+1)."""
-    pfns = np.ascontiguousarray(np.sort(pfns), dtype=np.int64)
-    for s, e in _runs(pfns):
+    __free_page with (``managed``) adjust_managed_page_count(+1).  The buddy
+    merges order-0 frees into the same blocks whatever their order, so each
+    run is freed at once."""
+    runs = _merge(runs)
+    for s, e in runs:
         m.pages.clear(P_OFFLINE, s, e)
-    m.pages.free_pages(pfns)
+        m.pages.free_range(s, e)
     if managed:
-        for zid, n in _per_zone(m, pfns).items():
+        for zid, n in _per_zone(m, runs).items():
             m.zones[zid].managed_pages += n
 
 
@@ -175,10 +210,10 @@ class _Balloon(Device):
 
     def nr_balloon_pages(self, m: MachineState, nid: int | None = None) -> int:
         """This balloon's share of NR_BALLOON_PAGES (of node ``nid``, or all)."""
-        pfns = self.ballooned_pfns()
-        if nid is None or not len(pfns):
-            return len(pfns)
-        return sum(n for zid, n in _per_zone(m, pfns).items() if m.zones[zid].nid == nid)
+        if nid is None:
+            return self.nr_ballooned()
+        runs = _merge([r for seg in self.balloon for r in _segment_runs(seg)])
+        return sum(n for zid, n in _per_zone(m, runs).items() if m.zones[zid].nid == nid)
 
     def held_pages(self, m: MachineState) -> int:
         """What ``size`` of a resize means, in pages."""
@@ -274,7 +309,7 @@ class HvBalloon(_Balloon):
                 why = why or "allocation failed (__GFP_NORETRY)"
         done = sum(len(r) for r in got)
         if got:
-            to_balloon(m, np.concatenate(got), self._managed(m))
+            to_balloon(m, [r for seg in got for r in _segment_runs(seg)], self._managed(m))
             self.balloon += got
         if done < asked:
             self.notes.append(f"balloon_up: the host asked for {asked} pages, {done} "
@@ -294,7 +329,7 @@ class HvBalloon(_Balloon):
             else:
                 self.balloon[-1] = last[:len(last) - k]
             n -= k
-        from_balloon(m, np.concatenate(out), self._managed(m))
+        from_balloon(m, [r for seg in out for r in _segment_runs(seg)], self._managed(m))
 
     def online_split(self, m: MachineState, blk: int, start: int,
                      end: int) -> tuple[list[tuple[int, int]], bool] | None:
@@ -411,7 +446,7 @@ class XenBalloon(_Balloon):
                 self.balloon[-1] = last[:len(last) - k]
             n -= k
         if out:
-            from_balloon(m, np.concatenate(out))
+            from_balloon(m, [r for seg in out for r in _segment_runs(seg)])
             self.current += sum(len(o) for o in out)
 
     def _decrease(self, m: MachineState, n: int) -> None:
@@ -421,7 +456,7 @@ class XenBalloon(_Balloon):
         pfns = alloc_noretry(m, min(n, avail), 0, 0)
         if not len(pfns):
             return
-        to_balloon(m, pfns)
+        to_balloon(m, _runs(np.sort(pfns)))
         self.current -= len(pfns)
         batch = m.arch.page_size // 8
         for i in range(0, len(pfns), batch):
