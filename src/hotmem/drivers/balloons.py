@@ -58,10 +58,12 @@ PAGES_IN_2M = 512   # hv_balloon.c: the first alloc_unit, 2 MiB of 4 KiB pages
 
 
 Runs = list[tuple[int, int]]
+# a piece of the balloon list: a range of pfns (most are one) or an array
+Segment = range | IntArray
 
 
 def _runs(pfns: IntArray) -> Runs:
-    """[start, end) runs of consecutive pfns of a sorted array."""
+    """[start, end) runs of pfns that follow each other in the array."""
     if not len(pfns):
         return []
     breaks = np.flatnonzero(np.diff(pfns) != 1) + 1
@@ -70,12 +72,17 @@ def _runs(pfns: IntArray) -> Runs:
     return [(int(pfns[a]), int(pfns[b - 1]) + 1) for a, b in zip(starts, ends, strict=True)]
 
 
-def _segment_runs(seg: IntArray) -> Runs:
+def _segment_runs(seg: Segment) -> Runs:
     """The pfns of one balloon segment as runs (a segment is most often one
     run, ascending or descending)."""
     n = len(seg)
     if not n:
         return []
+    if isinstance(seg, range):
+        lo, hi = min(seg[0], seg[-1]), max(seg[0], seg[-1])
+        if abs(seg.step) == 1:
+            return [(lo, hi + 1)]
+        return [(p, p + 1) for p in sorted(seg)]
     lo, hi = int(seg[0]), int(seg[-1])
     if hi - lo == n - 1 and (n < 3 or int(seg[1]) == lo + 1):
         return [(lo, hi + 1)]
@@ -158,7 +165,7 @@ class _Balloon(Device):
                               f"the region ({self.size:#x})")
         # the balloon, in segments of pfns; the driver takes pages back from
         # the end of the last segment first
-        self.balloon: list[IntArray] = []
+        self.balloon: list[Segment] = []
 
     def _chunk(self, m: MachineState) -> int:
         return m.block_size
@@ -206,7 +213,8 @@ class _Balloon(Device):
         return sum(len(s) for s in self.balloon)
 
     def ballooned_pfns(self) -> IntArray:
-        return np.concatenate(self.balloon) if self.balloon else np.zeros(0, np.int64)
+        return (np.concatenate([np.asarray(seg, dtype=np.int64) for seg in self.balloon])
+                if self.balloon else np.zeros(0, np.int64))
 
     def nr_balloon_pages(self, m: MachineState, nid: int | None = None) -> int:
         """This balloon's share of NR_BALLOON_PAGES (of node ``nid``, or all)."""
@@ -297,14 +305,14 @@ class HvBalloon(_Balloon):
         if avail < num or avail - num < floor:
             why = "not enough memory" if avail < num else "balloon floor reached"
             num = max(avail - floor, 0)
-        got: list[IntArray] = []
+        got: list[Segment] = []
         # alloc_unit 512 while 2 MiB blocks come and 512 pages remain, then 1
         heads = alloc_noretry(m, num // PAGES_IN_2M, 9, 0)
-        got += [np.arange(h, h + PAGES_IN_2M, dtype=np.int64) for h in heads.tolist()]
+        got += [range(h, h + PAGES_IN_2M) for h in heads.tolist()]
         rest = num - PAGES_IN_2M * len(heads)
         if rest:
             singles = alloc_noretry(m, rest, 0, 0)
-            got += [singles[i:i + 1] for i in range(len(singles))]
+            got += [range(p, p + 1) for p in singles.tolist()]
             if len(singles) < rest:
                 why = why or "allocation failed (__GFP_NORETRY)"
         done = sum(len(r) for r in got)
@@ -319,7 +327,7 @@ class HvBalloon(_Balloon):
     def balloon_down(self, m: MachineState, n: int) -> None:
         """balloon_down() of ``n`` pages: free_balloon_pages() of the most
         recently ballooned ranges."""
-        out: list[IntArray] = []
+        out: list[Segment] = []
         while n:
             last = self.balloon[-1]
             k = min(n, len(last))
@@ -384,7 +392,7 @@ class XenBalloon(_Balloon):
                      end: int) -> tuple[list[tuple[int, int]], bool] | None:
         # xen_online_page(): balloon_append() of every page in pfn order, each
         # at the list head
-        self.balloon.append(np.arange(start, end, dtype=np.int64))
+        self.balloon.append(range(start, end))
         return [], False
 
     def block_online(self, m: MachineState, blk: int) -> None:
@@ -434,7 +442,7 @@ class XenBalloon(_Balloon):
         return rep
 
     def _increase(self, m: MachineState, n: int) -> None:
-        out: list[IntArray] = []
+        out: list[Segment] = []
         while n:
             last = self.balloon[-1]
             k = min(n, len(last))
@@ -456,10 +464,16 @@ class XenBalloon(_Balloon):
         pfns = alloc_noretry(m, min(n, avail), 0, 0)
         if not len(pfns):
             return
-        to_balloon(m, _runs(np.sort(pfns)))
+        to_balloon(m, _runs(pfns))
         self.current -= len(pfns)
         batch = m.arch.page_size // 8
+        # breaks[j]: how many of pfns[1..j] do not follow the pfn before them
+        breaks = np.concatenate(([0], np.cumsum(np.diff(pfns) != 1)))
         for i in range(0, len(pfns), batch):
             # list_add() onto a private list, then balloon_append() of each:
             # the batch lands at the head in allocation order
-            self.balloon.append(pfns[i:i + batch][::-1].copy())
+            j = min(i + batch, len(pfns))
+            if breaks[j - 1] == breaks[i]:
+                self.balloon.append(range(int(pfns[j - 1]), int(pfns[i]) - 1, -1))
+            else:
+                self.balloon.append(pfns[i:j][::-1].copy())
