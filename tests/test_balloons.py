@@ -448,3 +448,34 @@ def test_whole_block_claims_match_the_page_by_page_model(case):
     b.pages.take_pages(np.sort(pb))
     assert len(pa) == n and np.array_equal(pa, pb)
     assert pagetypeinfo(a) == pagetypeinfo(b) and buddyinfo(a) == buddyinfo(b)
+
+
+def test_hv_balloon_deflates_before_the_host_backs_more():
+    m = Machine("x86_64", kernel="6.12", boot_memory="4G", auto_online_blocks="online")
+    m.attach({**HV, "backed": "128M"})            # memory41 unbacked: PageOffline
+    dev = m.device("hv")
+    normal = m.zone_by_name("Normal")
+    managed = normal.managed_pages
+    m.resize("hv", "64M")
+    assert (dev.nr_ballooned(), normal.managed_pages) == (16384, managed - 16384)
+    m.resize("hv", "200M")                        # 16384 pages back, then 72 MiB backed
+    assert (dev.nr_ballooned(), dev.backed, dev.held_pages(m)) == (0, 200 * MiB, 51200)
+    assert normal.managed_pages == managed + 18432
+    f = kpageflags(m, 41 * 32768, 42 * 32768)
+    assert np.array_equal(np.flatnonzero(f == OFFLINE), np.arange(18432, 32768))
+    invariants.check(m)
+
+
+def test_nr_balloon_pages_per_node():
+    """NR_BALLOON_PAGES is a node counter: the pages count on the node they
+    were allocated from (node 0, where the work runs), not the device's."""
+    m = Machine("x86_64", kernel="7.3", boot_memory="4G", nr_nodes=2,
+                auto_online_blocks="online")
+    m.attach({**HV, "start": "0x240000000", "size": "1G", "backed": "1G", "node": 1})
+    dev = m.device("hv")
+    m.resize("hv", "512M")
+    assert (dev.nr_balloon_pages(m, 0), dev.nr_balloon_pages(m, 1)) == (131072, 0)
+    stats = [ln.split()[1] for ln in zoneinfo(m).splitlines()
+             if ln.strip().startswith("nr_balloon_pages ")]
+    assert stats == ["131072", "0"] and meminfo_values(m)["Balloon"] == 524288
+    assert zone_pages(m, "Normal")[1] == 245760 - 131072
