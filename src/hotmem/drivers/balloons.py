@@ -16,9 +16,10 @@ Inflation allocates as the drivers do, alloc_pages(GFP_HIGHUSER |
 __GFP_NORETRY | __GFP_NOMEMALLOC): unmovable, from the kernel zones up to
 ZONE_NORMAL (never ZONE_MOVABLE), the zonelist at the low then the min
 watermark, failure instead of reclaim (page_alloc.alloc_noretry).  A
-ballooned page is PageOffline with its reference (kpageflags: OFFLINE only),
-not managed (adjust_managed_page_count(-1)), counted in NR_BALLOON_PAGES
-(6.15), and pins its memory block: offline is EBUSY.
+ballooned page is PageOffline with its reference (kpageflags: OFFLINE only;
+from 5.1), not managed (adjust_managed_page_count(-1); Hyper-V from 5.11),
+counted in NR_BALLOON_PAGES (6.15), and pins its memory block: offline is
+EBUSY.
 
 * Hyper-V: the host hot-adds a region in chunks of a memory block (6.12;
   128 MiB in 6.1) and backs only part of it: hv_online_page() onlines the
@@ -403,11 +404,13 @@ class XenBalloon(_Balloon):
         if self.attached and self.target > self.held_pages(m):
             self.balloon_thread(m)
 
-    def _region_pages(self, m: MachineState) -> IntArray:
-        pfns = self.ballooned_pfns()
+    def _region_pages(self, m: MachineState) -> int:
+        """Pages of the hot-added region in the balloon."""
         assert self.start is not None
         s = self.start >> m.arch.page_shift
-        return pfns[(pfns >= s) & (pfns < s + (self._chunk(m) >> m.arch.page_shift))]
+        e = s + (self._chunk(m) >> m.arch.page_shift)
+        return sum(max(0, min(hi, e) - max(lo, s))
+                   for seg in self.balloon for lo, hi in _segment_runs(seg))
 
     def held_pages(self, m: MachineState) -> int:
         return self.current
@@ -437,7 +440,7 @@ class XenBalloon(_Balloon):
         rep = super().report(m)
         # the region's online pages the balloon has handed back
         online = sum(1 for b in self.blocks(m) if m.blk_state[b] == MEM_ONLINE)
-        rep["backed_bytes"] = (online * m.pages_per_block - len(self._region_pages(m))) \
+        rep["backed_bytes"] = (online * m.pages_per_block - self._region_pages(m)) \
             << m.arch.page_shift
         return rep
 
@@ -458,8 +461,9 @@ class XenBalloon(_Balloon):
             self.current += sum(len(o) for o in out)
 
     def _decrease(self, m: MachineState, n: int) -> None:
-        # n_pages = min(-credit, si_mem_available()) per pass, totalreserve_pages
-        # as the last watermark setup left it; passes of ARRAY_SIZE(frame_list)
+        # n_pages = min(-credit, si_mem_available()) per pass, passes of
+        # ARRAY_SIZE(frame_list); si_mem_available() falls by each page taken,
+        # so the passes end after it at most
         avail = max(nr_free_pages(m) - totalreserve_pages(m), 0)
         pfns = alloc_noretry(m, min(n, avail), 0, 0)
         if not len(pfns):
