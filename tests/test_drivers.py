@@ -380,8 +380,6 @@ def test_xen_balloon_pages_go_to_the_balloon():
     with pytest.raises(HotplugError) as e:
         m.offline(40)
     assert e.value.errno == "EBUSY"
-    with pytest.raises(ConfigError, match="not modelled"):
-        m.resize("xen", 0)
 
 
 @pytest.mark.parametrize("kernel,mom,result", [("6.12", True, "ok"), ("7.3", True, "EPERM"),

@@ -196,9 +196,16 @@ def format_compare(runs: Runs) -> str:
             r = mets[n]["devices"].get(dev)
             return "-" if r is None else r["page_offline_pages"]
         return cell
+    def device_ballooned(dev: str) -> Callable[[str], object]:
+        def cell(n: str) -> object:
+            r = mets[n]["devices"].get(dev)
+            return "-" if r is None else r.get("ballooned_pages", "-")
+        return cell
     for dev in devices:
         row(f"device {dev} plugged (MiB)", device_plugged(dev))
         row(f"device {dev} PageOffline pages", device_offline(dev))
+        if any("ballooned_pages" in mets[n]["devices"].get(dev, {}) for n in names):
+            row(f"device {dev} ballooned pages", device_ballooned(dev))
     row("max-order free blocks", lambda n: mets[n]["free_blocks_per_order"][-1])
 
     def free_of_order(o: int) -> Callable[[str], object]:

@@ -15,6 +15,7 @@ highest zone, as ``zone_watermark_ok`` demands.
 """
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Iterable
 from math import isqrt
@@ -572,3 +573,190 @@ def free_contig_range(m: MachineState, start: int, end: int) -> int:
     """Hand allocated (or never onlined) pages [start, end) back to the buddy;
     returns the pages freed."""
     return m.pages.free_range(start, end)
+
+
+# ---------------------------------------------------------------- balloon allocations
+
+def _watermark_ok(m: MachineState, z: Zone, order: int, mark: int, highest_zone: int) -> bool:
+    """__zone_watermark_ok() of an unmovable order-``order`` request: the free
+    pages less the block keep more than ``mark`` plus the lowmem reserve, and
+    for order > 0 a free block of that order or more is on a list it may use."""
+    reserve = lowmem_reserve(m, z)[highest_zone] if highest_zone > z.ztype else 0
+    if zone_nr_free_pages(m, z) - (1 << order) + 1 <= mark + reserve:
+        return False
+    if not order:
+        return True
+    nf = m.pages.nr_free[z.zid]
+    return any(nf[mt][o] for o in range(order, m.arch.max_page_order + 1)
+               for mt in (MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE))
+
+
+class _UnmovableLists:
+    """The free lists of zone z that an unmovable order-``order`` request
+    looks at (blocks of that order or more), built once and kept up to date
+    by the allocations made through them: min-heaps of block pfns per
+    (migratetype, order), the lowest pfn first as _kernel_pick has them."""
+
+    def __init__(self, m: MachineState, z: Zone, order: int) -> None:
+        self.m, self.order = m, order
+        pbo = m.arch.pageblock_order
+        self.heaps: dict[tuple[int, int], list[int]] = {}
+        self.where: dict[int, tuple[int, int]] = {}
+        for s, e in zone_runs(m, z):
+            heads, orders = m.pages.free_blocks(s, e)
+            mts, _ = m.pages.pageblock_bytes(s, e)
+            for h, o in zip(heads.tolist(), orders.tolist(), strict=True):
+                if o >= order:
+                    self._push(h, (int(mts[(h - s) >> pbo]) & PB_MIGRATETYPE_MASK, o))
+
+    def _push(self, h: int, key: tuple[int, int]) -> None:
+        heapq.heappush(self.heaps.setdefault(key, []), h)
+        self.where[h] = key
+
+    def _peek(self, key: tuple[int, int]) -> int:
+        heap = self.heaps.get(key)
+        while heap and self.where.get(heap[0]) != key:
+            heapq.heappop(heap)          # moved by a claim: a stale entry
+        return heap[0] if heap else -1
+
+    def take(self) -> int:
+        """__rmqueue() of one block: the smallest unmovable block that fits,
+        else the largest block of a fallback type, whose pageblocks it claims
+        (try_to_claim_block: all of them for a block of pageblock order or
+        more; else the pageblock when at least half of it is free or
+        unmovable).  Takes the block; returns its pfn, or -1."""
+        m, order = self.m, self.order
+        pbo, maxo = m.arch.pageblock_order, m.arch.max_page_order
+
+        def smallest() -> tuple[int, int] | None:   # __rmqueue_smallest()
+            return next(((MIGRATE_UNMOVABLE, o) for o in range(order, maxo + 1)
+                         if self._peek((MIGRATE_UNMOVABLE, o)) >= 0), None)
+        key = smallest()
+        if key is None:
+            key = next(((fmt, o) for o in range(maxo, order - 1, -1)
+                        for fmt in FALLBACKS[MIGRATE_UNMOVABLE] if self._peek((fmt, o)) >= 0),
+                       None)
+            if key is None:
+                return -1
+            h, o = self._peek(key), key[1]
+            if o >= pbo:
+                m.pages.set_migratetype(h, h + (1 << o), MIGRATE_UNMOVABLE)
+            else:
+                pbs = h >> pbo << pbo
+                pbe = pbs + (1 << pbo)
+                if (m.pages.count(P_BUDDY, pbs, pbe) + m.pages.count(P_UNMOVABLE, pbs, pbe)
+                        >= 1 << (pbo - 1)):
+                    m.pages.set_migratetype(pbs, pbe, MIGRATE_UNMOVABLE)
+                    for hh, kk in list(self.where.items()):
+                        if pbs <= hh < pbe and kk[0] == key[0]:
+                            self._push(hh, (MIGRATE_UNMOVABLE, kk[1]))
+                    key = smallest() or key
+        h = self._peek(key)
+        heapq.heappop(self.heaps[key])
+        del self.where[h]
+        o = key[1]
+        # expand(): the upper halves go back on their pageblock's list
+        for i in range(o - 1, order - 1, -1):
+            half = h + (1 << i)
+            mt = m.pages.pageblock(half)[0] & PB_MIGRATETYPE_MASK
+            self._push(half, (mt, i))
+        m.pages.take_range(h, h + (1 << order))
+        return h
+
+
+def _unmovable_pick(m: MachineState, z: Zone, n: int) -> IntArray:
+    """n order-0 unmovable allocations from zone z, exactly as _kernel_pick
+    makes them, taken from the zone.  Whole blocks of pageblock order or more
+    go in one step: once the unmovable lists are empty, __rmqueue_fallback
+    claims the largest fallback block and the following requests consume it
+    from its first pfn up (expand() leaves the smaller halves first), so the
+    pages are a run of the block."""
+    pbo = m.arch.pageblock_order
+    out: list[IntArray] = []
+
+    def pick(k: int) -> None:
+        pfns, claims = _kernel_pick(m, z, k, "unmovable")
+        for s, e, mt in claims:
+            m.pages.set_migratetype(s, e, mt)
+        m.pages.take_pages(np.sort(pfns))
+        out.append(pfns)
+
+    need = n
+    nf = m.pages.nr_free[z.zid]
+    own = int((nf[MIGRATE_UNMOVABLE] << np.arange(nf.shape[1])).sum())
+    if own:                              # the unmovable lists first
+        pick(min(need, own))
+        need -= min(need, own)
+    if not need:
+        return np.concatenate(out)
+    # the fallback blocks of pageblock order or more, in the order
+    # __rmqueue_fallback finds them: largest first, then fallbacks[], then pfn
+    rank = {mt: i for i, mt in enumerate(FALLBACKS[MIGRATE_UNMOVABLE])}
+    big: list[tuple[int, int, int]] = []
+    for s, e in zone_runs(m, z):
+        heads, orders = m.pages.free_blocks(s, e)
+        keep = orders >= pbo
+        if not keep.any():
+            continue
+        mts, _ = m.pages.pageblock_bytes(s, e)
+        hs = heads[keep]
+        types = mts[(hs - s) >> pbo] & PB_MIGRATETYPE_MASK
+        for h, o, mt in zip(hs.tolist(), orders[keep].tolist(), types.tolist(), strict=True):
+            if mt in rank:
+                big.append((-o, rank[mt], h))
+    big.sort()
+    for neg_o, _, h in big:
+        if not need:
+            break
+        k = min(need, 1 << -neg_o)
+        m.pages.set_migratetype(h, h + (1 << -neg_o), MIGRATE_UNMOVABLE)
+        m.pages.take_range(h, h + k)
+        out.append(np.arange(h, h + k, dtype=np.int64))
+        need -= k
+    if need:
+        pick(need)                       # fragmented: page by page
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+def alloc_noretry(m: MachineState, nr: int, order: int, nid: int = 0) -> IntArray:
+    """``nr`` calls of alloc_pages(GFP_HIGHUSER | __GFP_NORETRY |
+    __GFP_NOMEMALLOC, order), the balloon drivers' allocation, one after the
+    other until one fails.  Each is unmovable and stops at ZONE_NORMAL;
+    get_page_from_freelist() walks the node's zonelist at the low watermark
+    (the fast path), then at the min watermark (the slow path, after waking
+    kswapd); with nothing to reclaim __GFP_NORETRY then fails, and compaction
+    is not modelled.  Returns the first pfn of each block in allocation order;
+    the pages carry no flag (the caller marks them)."""
+    zones = zonelist(m, nid, "unmovable")
+
+    def mark(z: Zone, fast: bool) -> int:
+        return z.wmark_low if fast else z.wmark_min
+    if not order:
+        # order-0 pages come in runs per zone and watermark: __rmqueue() as
+        # _kernel_pick models it
+        got: list[IntArray] = []
+        need = nr
+        for fast in (True, False):
+            for z in zones:
+                reserve = lowmem_reserve(m, z)[ZONE_NORMAL] if ZONE_NORMAL > z.ztype else 0
+                k = min(need, zone_nr_free_pages(m, z) - mark(z, fast) - reserve)
+                if k <= 0:
+                    continue
+                pfns = _unmovable_pick(m, z, k)
+                got.append(pfns)
+                need -= len(pfns)
+        return np.concatenate(got) if got else np.zeros(0, np.int64)
+    out: list[int] = []
+    lists: dict[int, _UnmovableLists] = {}
+    for _ in range(nr):
+        zone = next((z for fast in (True, False) for z in zones
+                     if _watermark_ok(m, z, order, mark(z, fast), ZONE_NORMAL)), None)
+        if zone is None:
+            break
+        if zone.zid not in lists:
+            lists[zone.zid] = _UnmovableLists(m, zone, order)
+        h = lists[zone.zid].take()
+        if h < 0:
+            break
+        out.append(h)
+    return np.array(out, dtype=np.int64)

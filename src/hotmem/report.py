@@ -250,5 +250,8 @@ def format_summary(m: MachineState, results: list[StepResult] | None = None) -> 
                      f"memmap {r['memmap_on_memory_pages']} pages on the memory, "
                      f"{r['memmap_in_other_memory_pages']} elsewhere; "
                      f"{r['page_offline_pages']} PageOffline pages")
+        if "ballooned_pages" in r:
+            lines.append(f"  balloon: {r['ballooned_pages']} pages; the guest holds "
+                         f"{r.get('held_bytes', 0) >> 10} kB of the device")
         lines += [f"  {n}" for n in r["notes"]]
     return "\n".join(lines)

@@ -76,6 +76,8 @@ class DeviceReport(TypedDict):
     notes: list[str]
     # hv-balloon, xen-balloon
     backed_bytes: NotRequired[int]
+    ballooned_pages: NotRequired[int]
+    held_bytes: NotRequired[int]
     # virtio-mem
     requested_size_bytes: NotRequired[int]
     mode: NotRequired[Literal["sbm", "bbm"]]

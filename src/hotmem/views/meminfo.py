@@ -3,8 +3,10 @@
 Every line of the era's file is printed.  hotmem models MemTotal (totalram
 pages: the managed pages of every zone), MemFree (NR_FREE_PAGES),
 MemAvailable (si_mem_available() with no page cache and no reclaimable slab:
-free pages less totalreserve_pages) and Hugepagesize (HPAGE_PMD_SIZE, which
-is the pageblock size on every arch hotmem models); every other line is
+free pages less totalreserve_pages), Balloon (NR_BALLOON_PAGES, after
+Unaccepted from 6.15: "meminfo: add a per node counter for balloon drivers")
+and Hugepagesize (HPAGE_PMD_SIZE, which is the pageblock size on every arch
+hotmem models); every other line is
 **0** (no page cache, slab, swap, vmalloc or hugetlb is simulated).
 
 Key sets: Debian's 6.1 and 6.12 kernels, as captured (tests/data/oracle);
@@ -33,7 +35,8 @@ MEMINFO_KEYS: tuple[tuple[str, tuple[int, int]], ...] = (
     ("VmallocTotal", (0, 0)), ("VmallocUsed", (0, 0)), ("VmallocChunk", (0, 0)),
     ("Percpu", (0, 0)), ("HardwareCorrupted", (0, 0)), ("AnonHugePages", (0, 0)),
     ("ShmemHugePages", (0, 0)), ("ShmemPmdMapped", (0, 0)), ("FileHugePages", (0, 0)),
-    ("FilePmdMapped", (0, 0)), ("Unaccepted", (6, 5)), ("HugePages_Total", (0, 0)),
+    ("FilePmdMapped", (0, 0)), ("Unaccepted", (6, 5)), ("Balloon", (6, 15)),
+    ("HugePages_Total", (0, 0)),
     ("HugePages_Free", (0, 0)), ("HugePages_Rsvd", (0, 0)), ("HugePages_Surp", (0, 0)),
     ("Hugepagesize", (0, 0)), ("Hugetlb", (0, 0)),
 )
@@ -65,6 +68,18 @@ def figures(m: MachineState, nid: int | None = None) -> dict[str, int]:
     return {"MemTotal": total, "MemFree": free, "MemAvailable": avail}
 
 
+def balloon_pages(m: MachineState, nid: int | None = None) -> int:
+    """NR_BALLOON_PAGES (6.15) of the machine or of one node: the pages the
+    Hyper-V and Xen balloon devices hold (hv_balloon.c alloc_balloon_pages(),
+    xen balloon.c balloon_append(); hotmem.drivers.balloons)."""
+    total = 0
+    for dev in m.devices.values():
+        count = getattr(dev, "nr_balloon_pages", None)
+        if count is not None:
+            total += int(count(m, nid))
+    return total
+
+
 def meminfo_values(m: MachineState) -> dict[str, int]:
     """Every line of the era's /proc/meminfo, in kB (counts for HugePages_*)."""
     k = m.kernel
@@ -72,6 +87,8 @@ def meminfo_values(m: MachineState) -> dict[str, int]:
     out = {key: 0 for key, since in MEMINFO_KEYS if k.at_least(*since)}
     for key, pages in figures(m).items():
         out[key] = pages * kb
+    if "Balloon" in out:
+        out["Balloon"] = balloon_pages(m) * kb
     out["Hugepagesize"] = m.arch.pageblock_nr_pages * kb
     for key in DIRECT_MAP.get(m.arch.name, ()):
         out[key] = 0

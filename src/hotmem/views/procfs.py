@@ -7,6 +7,7 @@ from ..constants import MAX_NR_ZONES, MIGRATE_ISOLATE, SECTION_IS_ONLINE, pagebl
 from ..mmzone import Zone
 from ..page_alloc import lowmem_reserve, nr_free_pages, zone_nr_free_pages
 from ..state import MachineState
+from .meminfo import balloon_pages
 
 # migratetype_names[] (mm/page_alloc.c) of a kernel without CONFIG_CMA (Debian's
 # amd64 6.1 and 6.12); with CONFIG_CMA, "CMA" comes before "Isolate".  hotmem
@@ -219,8 +220,10 @@ def zoneinfo(m: MachineState) -> str:
             prot = ", ".join(str(x) for x in lowmem_reserve(m, z))
             out.append(f"Node {nid}, zone {z.name:>8}")
             if z is first:
+                node = {"nr_balloon_pages": balloon_pages(m, nid)}
                 out.append("\n  per-node stats"
-                           + "".join(f"\n      {name:<12} {zero}" for name in node_stat_names(m)))
+                           + "".join(f"\n      {name:<12} {node.get(name, zero)}"
+                                     for name in node_stat_names(m)))
             out.append(f"\n  pages free     {free}"
                        f"\n        boost    0"
                        f"\n        min      {z.wmark_min}"

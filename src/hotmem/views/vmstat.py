@@ -21,6 +21,7 @@ import numpy as np
 from ..constants import SECTION_IS_EARLY, SECTION_MARKED_PRESENT
 from ..page_alloc import nr_free_pages
 from ..state import MachineState
+from .meminfo import balloon_pages
 
 VMSTAT_6_1 = tuple("""
 nr_free_pages nr_zone_inactive_anon nr_zone_active_anon nr_zone_inactive_file
@@ -126,6 +127,8 @@ def vmstat_values(m: MachineState) -> dict[str, int]:
     out["nr_free_pages"] = nr_free_pages(m)
     if "nr_memmap_pages" in out:
         out["nr_memmap_pages"], out["nr_memmap_boot_pages"] = memmap_pages(m)
+    if "nr_balloon_pages" in out:      # in the key sets from 6.15 (NR_BALLOON_PAGES)
+        out["nr_balloon_pages"] = balloon_pages(m)
     return out
 
 
