@@ -49,7 +49,7 @@ import numpy as np
 from ..constants import MEM_ONLINE, MHP_MERGE_RESOURCE, P_OFFLINE, IntArray
 from ..errors import ConfigError, HotplugError
 from ..memory_hotplug import add_memory, default_add_start
-from ..page_alloc import alloc_noretry, init_per_zone_wmark_min, nr_free_pages
+from ..page_alloc import alloc_noretry, nr_free_pages
 from ..state import DeviceReport, MachineState
 from ..units import parse_size
 from ..views.meminfo import figures, totalreserve_pages
@@ -289,8 +289,9 @@ class HvBalloon(_Balloon):
             lo, hi = max(bs, s), min(be, e)
             if lo < hi:
                 m.pages.clear(P_OFFLINE, lo, hi)
+                # hv_page_online_one(): adjust_managed_page_count() leaves the
+                # watermarks as the last online / offline set them
                 m.zones[int(m.blk_zone[blk])].managed_pages += m.pages.free_range(lo, hi)
-        init_per_zone_wmark_min(m)
 
     def balloon_up(self, m: MachineState, num: int) -> int:
         """balloon_up() of ``num`` pages; returns the pages ballooned."""
