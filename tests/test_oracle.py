@@ -265,21 +265,39 @@ def test_virtio_mem_fake_offline_leaves_the_watermarks(name):
     kernel's min/low/high are the same at 506M and 512M (3 subblocks of
     memory35 fake-onlined), and so are hotmem's.  From 6.12 ZONE_MOVABLE's min
     is clamp(managed / 1024, 32, 128), free of the boot zones: equal to the
-    kernel's at every step."""
+    kernel's at every step.  DMA32's lowmem_reserve ("protection:") counts
+    only hot-added zones here: equal at every step, stale after a fake offline
+    before 6.14 (506M: 512; 0: 128) and following it from then (506, 4)."""
     from hotmem.scenario import load_scenario, run_scenario
     from hotmem.views.procfs import zoneinfo
     capture = ORACLE / f"{name}.tar.xz"
     zone = "Movable" if name.endswith("movable") else "Normal"
     kern, hot = {}, {}
 
+    kprot, hprot = {}, {}
+
     def on_step(m, res):
         if res.step.capture:
-            kern[res.step.capture] = _zone_wmarks(
-                _step_file(capture, res.step.capture, "proc/zoneinfo"), zone)
-            hot[res.step.capture] = _zone_wmarks(zoneinfo(m), zone)
+            ktext = _step_file(capture, res.step.capture, "proc/zoneinfo")
+            htext = zoneinfo(m)
+            kern[res.step.capture] = _zone_wmarks(ktext, zone)
+            hot[res.step.capture] = _zone_wmarks(htext, zone)
+            kprot[res.step.capture] = _protection(ktext, "DMA32")
+            hprot[res.step.capture] = _protection(htext, "DMA32")
 
     run_scenario(load_scenario(capture.with_name(name + ".toml")), on_step=on_step)
     assert kern["04-resize-506M"] == kern["05-resize-512M"]
     assert hot["04-resize-506M"] == hot["05-resize-512M"]
     if zone == "Movable" and not name.startswith("6.1-"):
         assert {k: v[0] for k, v in hot.items()} == {k: v[0] for k, v in kern.items()}
+    assert hprot == kprot
+    top = 2 if zone == "Normal" else 3    # the ZONE_NORMAL / ZONE_MOVABLE column
+    stale = not name.startswith("7.3-")
+    assert hprot["04-resize-506M"][top] == (512 if stale else 506)
+    if zone == "Normal":
+        assert hprot["06-resize-0"][top] == (128 if stale else 4)
+
+
+def _protection(text: str, zone: str) -> list[int]:
+    sec = text.split(f"zone {zone:>8}")[1]
+    return [int(x) for x in re.search(r"protection: \(([^)]*)\)", sec).group(1).split(",")]

@@ -161,6 +161,16 @@ class Kernel:
         return self.at_least(6, 15)
 
     @property
+    def lowmem_reserve_follows_managed(self) -> bool:
+        """adjust_managed_page_count() calls setup_per_zone_lowmem_reserve(), so
+        lowmem_reserve ("protection:") and totalreserve_pages follow every
+        change of managed pages (a balloon, virtio-mem's fake offline); before,
+        they kept the managed pages of the last init_per_zone_wmark_min().
+        "mm: fix bug in some memory information update" (v1 posted 2024-12-13:
+        taken as 6.14).  The captures agree: 6.12 keeps them, 7.3 follows."""
+        return self.at_least(6, 14)
+
+    @property
     def kpageflags_unpopulated_zero(self) -> bool:
         """kpage_read() writes 0 for a pfn without an online memmap
         (pfn_to_online_page() NULL) where kpageflags_read() wrote

@@ -14,7 +14,7 @@ class Zone:
     __slots__ = ("nid", "ztype", "zid", "configured", "zone_start_pfn", "spanned_pages",
                  "present_pages", "present_early_pages", "managed_pages",
                  "nr_isolate_pageblock", "cma_pages", "wmark_min", "wmark_low",
-                 "wmark_high", "wmark_promo", "boot_ranges")
+                 "wmark_high", "wmark_promo", "boot_ranges", "managed_unreserved")
 
     def __init__(self, nid: int, ztype: int, configured: bool):
         self.nid = nid
@@ -30,6 +30,10 @@ class Zone:
         self.cma_pages = 0
         self.wmark_min = self.wmark_low = self.wmark_high = self.wmark_promo = 0
         self.boot_ranges: list[tuple[int, int]] = []
+        # managed pages adjust_managed_page_count() moved since the last
+        # init_per_zone_wmark_min(), which lowmem_reserve does not count yet
+        # (before 6.14, Kernel.lowmem_reserve_follows_managed)
+        self.managed_unreserved = 0
 
     @property
     def name(self) -> str:

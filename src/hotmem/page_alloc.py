@@ -158,6 +158,29 @@ def init_per_zone_wmark_min(m: MachineState) -> None:
     _core.setup_per_zone_wmarks(zones, mfk >> (m.arch.page_shift - 10), like_highmem,
                                 ZONE_MOVABLE, ZONE_DEVICE, SWAP_CLUSTER_MAX,
                                 WATERMARK_SCALE_FACTOR)
+    # setup_per_zone_lowmem_reserve(): the reserves count every managed page now
+    if m.managed_unreserved:
+        for z in zones:
+            z.managed_unreserved = 0
+        m.managed_unreserved = False
+
+
+def adjust_managed_page_count(m: MachineState, zone: Zone, count: int) -> None:
+    """adjust_managed_page_count() of a driver (balloon, virtio-mem fake
+    offline / online): the zone's managed pages move, the watermarks stay
+    until the next online or offline; lowmem_reserve and totalreserve_pages
+    follow from 6.14 (setup_per_zone_lowmem_reserve() there), before they keep
+    the managed pages of the last init_per_zone_wmark_min()."""
+    zone.managed_pages += count
+    if count and not m.kernel.lowmem_reserve_follows_managed:
+        zone.managed_unreserved += count
+        m.managed_unreserved = True
+
+
+def reserve_managed(zone: Zone) -> int:
+    """The zone's managed pages as its lowmem_reserve and totalreserve_pages
+    last saw them."""
+    return zone.managed_pages - zone.managed_unreserved
 
 
 def lowmem_reserve(m: MachineState, zone: Zone) -> list[int]:
@@ -165,11 +188,11 @@ def lowmem_reserve(m: MachineState, zone: Zone) -> list[int]:
     keeps back from allocations that could have used a higher zone j."""
     ratio = LOWMEM_RESERVE_RATIO[zone.ztype]
     out = [0] * MAX_NR_ZONES
-    if not ratio or not zone.managed_pages:
+    if not ratio or not reserve_managed(zone):
         return out
     managed = 0
     for j in range(zone.ztype + 1, MAX_NR_ZONES):
-        managed += m.zone(zone.nid, j).managed_pages
+        managed += reserve_managed(m.zone(zone.nid, j))
         out[j] = managed // ratio
     return out
 

@@ -317,6 +317,8 @@ class MachineState:
         self.min_free_kbytes = 0
         # init_per_zone_wmark_min()'s min_free_kbytes by what it depends on (page_alloc)
         self.wmark_memo: dict[tuple[int | bool | None, ...], int] = {}
+        # some zone's lowmem_reserve lags its managed pages (Zone.managed_unreserved)
+        self.managed_unreserved = False
         self.boot_reserved: list[tuple[int, int, str]] = []
         self.max_pfn_seen = 0
 

@@ -49,7 +49,7 @@ import numpy as np
 from ..constants import MEM_ONLINE, MHP_MERGE_RESOURCE, P_OFFLINE, IntArray
 from ..errors import ConfigError, HotplugError
 from ..memory_hotplug import add_memory, default_add_start
-from ..page_alloc import alloc_noretry, nr_free_pages
+from ..page_alloc import adjust_managed_page_count, alloc_noretry, nr_free_pages
 from ..state import DeviceReport, MachineState
 from ..units import parse_size
 from ..views.meminfo import figures, totalreserve_pages
@@ -127,7 +127,7 @@ def to_balloon(m: MachineState, runs: Runs, managed: bool = True) -> None:
         m.pages.set(P_OFFLINE, s, e)
     if managed:
         for zid, n in _per_zone(m, runs).items():
-            m.zones[zid].managed_pages -= n
+            adjust_managed_page_count(m, m.zones[zid], -n)
 
 
 def from_balloon(m: MachineState, runs: Runs, managed: bool = True) -> None:
@@ -141,7 +141,7 @@ def from_balloon(m: MachineState, runs: Runs, managed: bool = True) -> None:
         m.pages.free_range(s, e)
     if managed:
         for zid, n in _per_zone(m, runs).items():
-            m.zones[zid].managed_pages += n
+            adjust_managed_page_count(m, m.zones[zid], n)
 
 
 def check_inflation_era(m: MachineState, name: str) -> None:
@@ -291,7 +291,8 @@ class HvBalloon(_Balloon):
                 m.pages.clear(P_OFFLINE, lo, hi)
                 # hv_page_online_one(): adjust_managed_page_count() leaves the
                 # watermarks as the last online / offline set them
-                m.zones[int(m.blk_zone[blk])].managed_pages += m.pages.free_range(lo, hi)
+                adjust_managed_page_count(m, m.zones[int(m.blk_zone[blk])],
+                                          m.pages.free_range(lo, hi))
 
     def balloon_up(self, m: MachineState, num: int) -> int:
         """balloon_up() of ``num`` pages; returns the pages ballooned."""

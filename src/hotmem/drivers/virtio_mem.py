@@ -45,7 +45,7 @@ from ..constants import (
 )
 from ..errors import ConfigError, HotplugError
 from ..memory_hotplug import add_memory, default_add_start, offline_and_remove_memory, remove_memory
-from ..page_alloc import alloc_contig_range
+from ..page_alloc import adjust_managed_page_count, alloc_contig_range
 from ..state import DeviceReport, MachineState, MemoryGroup
 from ..units import parse_size
 from .base import Device
@@ -299,8 +299,7 @@ class VirtioMem(Device):
         p = m.pages
         p.clear(P_OFFLINE, s, e)
         p.clear(P_DIRTY, s, e)
-        zone = m.zones[int(m.blk_zone[blk])]
-        zone.managed_pages += p.free_range(s, e)
+        adjust_managed_page_count(m, m.zones[int(m.blk_zone[blk])], p.free_range(s, e))
 
     def _fake_offline(self, m: MachineState, blk: int, s: int, e: int) -> HotplugError | None:
         """virtio_mem_fake_offline(): alloc_contig_range() (tried five times in
@@ -312,7 +311,7 @@ class VirtioMem(Device):
                 "EBUSY", f"device {self.name}: cannot unplug [{s:#x}, {e:#x}): {err.message}",
                 pfn=err.pfn, block=blk)
         m.pages.set(P_OFFLINE, s, e)
-        m.zones[int(m.blk_zone[blk])].managed_pages -= e - s   # no watermark update either
+        adjust_managed_page_count(m, m.zones[int(m.blk_zone[blk])], -(e - s))
         return None
 
     def _unplug_sbm(self, m: MachineState, diff: int) -> HotplugError | None:

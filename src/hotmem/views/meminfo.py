@@ -17,7 +17,7 @@ are arch_report_meminfo() of x86 (4k/2M/1G) and s390 (4k/1M/2G).
 from __future__ import annotations
 
 from ..mmzone import Zone
-from ..page_alloc import lowmem_reserve, zone_nr_free_pages
+from ..page_alloc import lowmem_reserve, reserve_managed, zone_nr_free_pages
 from ..state import MachineState
 
 # (key, first release that prints it); lines without a unit are counts
@@ -53,7 +53,7 @@ def totalreserve_pages(m: MachineState, zones: list[Zone] | None = None) -> int:
         if not z.configured:
             continue
         most = max(lowmem_reserve(m, z)[z.ztype:] + [0]) + z.wmark_high
-        total += min(most, z.managed_pages)
+        total += min(most, reserve_managed(z))
     return total
 
 
