@@ -120,6 +120,12 @@ def zone_nr_free_pages_blocks(m: MachineState, z: Zone) -> int:
 # (captures and Debian's source packages).  "taken": the first merge window
 # after the patch mail (docs/kernel-notes.md §11.2), not checked against a tag.
 _ALWAYS = (0, 0)
+# "mm/vmstat: Move pgdemote_* to per-node stats" (PM v2 2023-11-03, during
+# 6.7's merge window: taken as 6.8); "mm: move pgscan and pgsteal to node
+# stats" (PM 2026-02-11: taken as 7.1).  Before, /proc/vmstat prints them among
+# the vm events (views/vmstat.py VM_EVENTS), from then on among these.
+PGDEMOTE_NODE_STATS = (6, 8)
+RECLAIM_NODE_STATS = (7, 1)
 NODE_STATS: tuple[tuple[str, tuple[int, int], tuple[int, int] | None], ...] = tuple(
     (name, since, until) for name, since, until in (
         ("nr_inactive_anon", _ALWAYS, None), ("nr_active_anon", _ALWAYS, None),
@@ -149,18 +155,22 @@ NODE_STATS: tuple[tuple[str, tuple[int, int], tuple[int, int] | None], ...] = tu
         ("nr_swapcached", _ALWAYS, None),
         ("pgpromote_success", _ALWAYS, None), ("pgpromote_candidate", _ALWAYS, None),
         ("pgpromote_candidate_nrl", (6, 18), None),       # 6.18 (taken)
-        ("pgdemote_kswapd", (6, 12), None),               # not in 6.1; taken as 6.12
-        ("pgdemote_direct", (6, 12), None), ("pgdemote_khugepaged", (6, 12), None),
+        ("pgdemote_kswapd", PGDEMOTE_NODE_STATS, None),   # 6.8 (taken)
+        ("pgdemote_direct", PGDEMOTE_NODE_STATS, None),
+        ("pgdemote_khugepaged", PGDEMOTE_NODE_STATS, None),
         ("pgdemote_proactive", (6, 15), None),            # 6.15 (taken)
-        # pgsteal_* / pgscan_* moved from vm events to node stats: 7.1 (taken)
-        ("pgsteal_kswapd", (7, 1), None), ("pgsteal_direct", (7, 1), None),
-        ("pgsteal_khugepaged", (7, 1), None), ("pgsteal_proactive", (7, 1), None),
-        ("pgsteal_anon", (7, 1), None), ("pgsteal_file", (7, 1), None),
-        ("pgscan_kswapd", (7, 1), None), ("pgscan_direct", (7, 1), None),
-        ("pgscan_khugepaged", (7, 1), None), ("pgscan_proactive", (7, 1), None),
-        ("pgscan_anon", (7, 1), None), ("pgscan_file", (7, 1), None),
+        # pgsteal_* / pgscan_* / pgrefill moved from vm events: 7.1 (taken)
+        ("pgsteal_kswapd", RECLAIM_NODE_STATS, None),
+        ("pgsteal_direct", RECLAIM_NODE_STATS, None),
+        ("pgsteal_khugepaged", RECLAIM_NODE_STATS, None),
+        ("pgsteal_proactive", RECLAIM_NODE_STATS, None),
+        ("pgsteal_anon", RECLAIM_NODE_STATS, None), ("pgsteal_file", RECLAIM_NODE_STATS, None),
+        ("pgscan_kswapd", RECLAIM_NODE_STATS, None), ("pgscan_direct", RECLAIM_NODE_STATS, None),
+        ("pgscan_khugepaged", RECLAIM_NODE_STATS, None),
+        ("pgscan_proactive", RECLAIM_NODE_STATS, None),
+        ("pgscan_anon", RECLAIM_NODE_STATS, None), ("pgscan_file", RECLAIM_NODE_STATS, None),
         ("pgrotate_anon", (7, 3), None), ("pgrotate_file", (7, 3), None),  # not in 7.2.13
-        ("pgrefill", (7, 1), None),                       # 7.1 (taken)
+        ("pgrefill", RECLAIM_NODE_STATS, None),
         ("nr_hugetlb", (6, 13), None),                    # CONFIG_HUGETLB_PAGE; 6.13 (taken)
         ("nr_balloon_pages", (6, 15), None),              # NR_BALLOON_PAGES, 6.15
         ("nr_kernel_file_pages", (6, 18), None),          # 6.18 (taken)
