@@ -184,6 +184,7 @@ def node_stats(k):
 
 @pytest.mark.parametrize("release, added, removed", [
     ("6.8", ["pgdemote_kswapd", "pgdemote_direct", "pgdemote_khugepaged"], []),
+    ("6.10", ["nr_iommu_pages"], []),
     ("6.13", ["nr_hugetlb"], []),
     ("6.15", ["pgdemote_proactive", "nr_balloon_pages"], []),
     ("6.17", [], ["nr_writeback_temp"]),

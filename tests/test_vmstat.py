@@ -149,6 +149,47 @@ def test_vm_events_change_only_in_the_releases_above():
             prev = now
 
 
+# every key /proc/vmstat gains or loses from the previous release (x86_64):
+# 6.1 -> 6.12 and 6.12 -> 7.3 are exactly the differences of the captures
+FILE_CHANGES = {
+    "6.2": (["pgsteal_khugepaged", "pgdemote_khugepaged", "pgscan_khugepaged"], []),
+    "6.5": (["nr_unaccepted"], []),
+    "6.8": (["zswpwb"], []),        # pgdemote_* only move
+    "6.10": (["nr_iommu_pages"], []),
+    "6.11": (["nr_memmap_pages", "nr_memmap_boot_pages"], []),
+    "6.12": (["zone_reclaim_success", "thp_underused_split_page", "swpin_zero",
+              "swpout_zero"], []),
+    "6.13": (["nr_hugetlb"], []),
+    "6.15": (["nr_free_pages_blocks", "pgdemote_proactive", "nr_balloon_pages",
+              "pgsteal_proactive", "pgscan_proactive", "direct_map_level2_collapses",
+              "direct_map_level3_collapses"], []),
+    "6.16": ([], ["nr_bounce"]),
+    "6.17": ([], ["nr_writeback_temp"]),
+    "6.18": (["pgpromote_candidate_nrl", "nr_kernel_file_pages"], []),
+    "7.0": (["nr_gpu_active", "nr_gpu_reclaim"], []),
+    "7.1": (["nr_vmalloc"], []),    # pgsteal_* / pgscan_* / pgrefill only move
+    "7.2": (["cma_alloc_success", "cma_alloc_fail"], []),
+    "7.3": (["pgrotate_anon", "pgrotate_file", "nrswpin", "nrswpout"], []),
+}
+
+
+def test_vmstat_keys_by_release():
+    """From 6.1 to 7.3, release by release, the keys added and removed are
+    exactly FILE_CHANGES; the releases without a row print the previous
+    release's keys, in the same order."""
+    prev = vmstat_keys(machine("6.1"))
+    for major, last in ((6, 19), (7, 3)):
+        for minor in range(2 if major == 6 else 0, last + 1):
+            release = f"{major}.{minor}"
+            now = vmstat_keys(machine(release))
+            added = [x for x in now if x not in prev]
+            removed = [x for x in prev if x not in now]
+            assert (added, removed) == FILE_CHANGES.get(release, ([], [])), release
+            if release not in FILE_CHANGES:
+                assert now == prev, release
+            prev = now
+
+
 @pytest.mark.parametrize("release", ["6.1", "6.7", "6.8", "6.15", "7.0", "7.1", "7.3"])
 def test_moved_counters_printed_once(release):
     """pgdemote_* (6.8) and pgsteal_* / pgscan_* / pgrefill (7.1) move from the

@@ -151,7 +151,7 @@ NODE_STATS: tuple[tuple[str, tuple[int, int], tuple[int, int] | None], ...] = tu
         ("nr_vmalloc", (7, 1), None),                     # 7.1 (taken)
         ("nr_kernel_stack", _ALWAYS, None), ("nr_page_table_pages", _ALWAYS, None),
         ("nr_sec_page_table_pages", _ALWAYS, None),
-        ("nr_iommu_pages", (6, 12), None),                # not in 6.1; taken as 6.12
+        ("nr_iommu_pages", (6, 10), None),                # CONFIG_IOMMU_SUPPORT; 6.10 (taken)
         ("nr_swapcached", _ALWAYS, None),
         ("pgpromote_success", _ALWAYS, None), ("pgpromote_candidate", _ALWAYS, None),
         ("pgpromote_candidate_nrl", (6, 18), None),       # 6.18 (taken)
@@ -203,10 +203,11 @@ def zone_stat_names(m: MachineState) -> list[str]:
     if k.zoneinfo_nr_bounce:
         names.append("nr_bounce")
     names += ["nr_zspages", "nr_free_cma"]
-    if k.at_least(6, 12) and m.arch.pc_layout:
+    if k.at_least(6, 5) and m.arch.pc_layout:
         # CONFIG_UNACCEPTED_MEMORY: selected by x86's INTEL_TDX_GUEST and
         # AMD_MEM_ENCRYPT only (Debian's amd64 6.12.117 config has it, its
-        # arm64 and ppc64el configs not); not in 6.1, taken as 6.12
+        # arm64 and ppc64el configs not); "mm: Add support for unaccepted
+        # memory" (PATCHv12 2023-05-19: taken as 6.5, as meminfo's Unaccepted)
         names.append("nr_unaccepted")
     return names
 
