@@ -301,3 +301,17 @@ def test_virtio_mem_fake_offline_leaves_the_watermarks(name):
 def _protection(text: str, zone: str) -> list[int]:
     sec = text.split(f"zone {zone:>8}")[1]
     return [int(x) for x in re.search(r"protection: \(([^)]*)\)", sec).group(1).split(",")]
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=_name)
+def test_meminfo_keys_match_kernel(capture):
+    """/proc/meminfo lists the keys of the kernel's, in order, on every arch
+    and era: CmaTotal/CmaFree where the Debian config has CMA, Unaccepted on
+    x86 only (CONFIG_UNACCEPTED_MEMORY), GPUActive/GPUReclaim from 7.0,
+    powerpc's DirectMap lines with the radix MMU."""
+    from hotmem.scenario import load_scenario
+    from hotmem.views.meminfo import meminfo
+    name = _name(capture)
+    m = load_scenario(capture.with_name(name + ".toml")).build_machine()
+    kern = [ln.split(":")[0] for ln in _step_file(capture, "00-boot", "proc/meminfo").splitlines()]
+    assert [ln.split(":")[0] for ln in meminfo(m).splitlines()] == kern

@@ -35,14 +35,37 @@ MEMINFO_KEYS: tuple[tuple[str, tuple[int, int]], ...] = (
     ("VmallocTotal", (0, 0)), ("VmallocUsed", (0, 0)), ("VmallocChunk", (0, 0)),
     ("Percpu", (0, 0)), ("HardwareCorrupted", (0, 0)), ("AnonHugePages", (0, 0)),
     ("ShmemHugePages", (0, 0)), ("ShmemPmdMapped", (0, 0)), ("FileHugePages", (0, 0)),
-    ("FilePmdMapped", (0, 0)), ("Unaccepted", (6, 5)), ("Balloon", (6, 15)),
-    ("HugePages_Total", (0, 0)),
+    ("FilePmdMapped", (0, 0)), ("CmaTotal", (0, 0)), ("CmaFree", (0, 0)),
+    ("Unaccepted", (6, 5)), ("Balloon", (6, 15)), ("GPUActive", (7, 0)),
+    ("GPUReclaim", (7, 0)), ("HugePages_Total", (0, 0)),
     ("HugePages_Free", (0, 0)), ("HugePages_Rsvd", (0, 0)), ("HugePages_Surp", (0, 0)),
     ("Hugepagesize", (0, 0)), ("Hugetlb", (0, 0)),
 )
 COUNT_KEYS = ("HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp")
+# arch_report_meminfo(); powerpc prints its lines with the radix MMU only
 DIRECT_MAP = {"x86_64": ("DirectMap4k", "DirectMap2M", "DirectMap1G"),
-              "s390x": ("DirectMap4k", "DirectMap1M", "DirectMap2G")}
+              "s390x": ("DirectMap4k", "DirectMap1M", "DirectMap2G"),
+              "ppc64-radix-4k": ("DirectMap4k", "DirectMap64k", "DirectMap2M", "DirectMap1G"),
+              "ppc64-radix-64k": ("DirectMap4k", "DirectMap64k", "DirectMap2M", "DirectMap1G")}
+# lines that follow the kernel config: CONFIG_CMA, and CONFIG_UNACCEPTED_MEMORY
+# (selected by x86's INTEL_TDX_GUEST and AMD_MEM_ENCRYPT only)
+CMA_KEYS = ("CmaTotal", "CmaFree")
+
+
+def config_cma(m: MachineState) -> bool:
+    """CONFIG_CMA in the Debian kernel config hotmem models for this arch and
+    era.  Debian's changelog: "Enable Contiguous Memory Allocator: Enable CMA,
+    CMA_SYSFS, DMA_CMA, DMA_NUMA_CMA" in 7.2.2-1~exp1 (so amd64 from 7.2:
+    6.12.117 has none, 7.2.6 and 7.3.4 have it; s390x taken the same), and
+    "[riscv64] Enable CMA and DMA_CMA" in 7.1~rc3-1~exp1.  arm64 and ppc64el
+    have it already in 6.12 (issue 10's captures)."""
+    name = m.arch.name
+    if name.startswith(("arm64", "ppc64")):
+        return True
+    if name.startswith("riscv64"):
+        return m.kernel.at_least(7, 1)
+    return m.kernel.at_least(7, 2)
+
 
 
 def totalreserve_pages(m: MachineState, zones: list[Zone] | None = None) -> int:
@@ -84,7 +107,10 @@ def meminfo_values(m: MachineState) -> dict[str, int]:
     """Every line of the era's /proc/meminfo, in kB (counts for HugePages_*)."""
     k = m.kernel
     kb = m.arch.page_size >> 10
-    out = {key: 0 for key, since in MEMINFO_KEYS if k.at_least(*since)}
+    skip = set() if config_cma(m) else set(CMA_KEYS)
+    if not m.arch.pc_layout:
+        skip.add("Unaccepted")
+    out = {key: 0 for key, since in MEMINFO_KEYS if k.at_least(*since) and key not in skip}
     for key, pages in figures(m).items():
         out[key] = pages * kb
     if "Balloon" in out:
@@ -126,7 +152,7 @@ def node_meminfo(m: MachineState, nid: int) -> str:
     zero += ["NFS_Unstable", "Bounce", "WritebackTmp", "KReclaimable", "Slab",
              "SReclaimable", "SUnreclaim", "AnonHugePages", "ShmemHugePages",
              "ShmemPmdMapped", "FileHugePages", "FilePmdMapped"]
-    if m.kernel.at_least(6, 5):
+    if m.kernel.at_least(6, 5) and m.arch.pc_layout:
         zero.append("Unaccepted")
     rows += [(key, 0) for key in zero]
     text = "".join(f"Node {nid} {key + ':':<15} {value:8d} kB\n" for key, value in rows)

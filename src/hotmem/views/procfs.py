@@ -7,7 +7,7 @@ from ..constants import MAX_NR_ZONES, MIGRATE_ISOLATE, SECTION_IS_ONLINE, pagebl
 from ..mmzone import Zone
 from ..page_alloc import lowmem_reserve, nr_free_pages, zone_nr_free_pages
 from ..state import MachineState
-from .meminfo import balloon_pages
+from .meminfo import balloon_pages, config_cma
 
 # migratetype_names[] (mm/page_alloc.c) of a kernel without CONFIG_CMA (Debian's
 # amd64 6.1 and 6.12); with CONFIG_CMA, "CMA" comes before "Isolate".  hotmem
@@ -16,21 +16,6 @@ MIGRATETYPE_COLUMNS = ((0, "Unmovable"), (1, "Movable"), (2, "Reclaimable"),
                        (3, "HighAtomic"), (MIGRATE_ISOLATE, "Isolate"))
 MIGRATE_CMA_COLUMN = -1
 PAGETYPEINFO_CAP = 100000
-
-
-def config_cma(m: MachineState) -> bool:
-    """CONFIG_CMA in the Debian kernel config hotmem models for this arch and
-    era.  Debian's changelog: "Enable Contiguous Memory Allocator: Enable CMA,
-    CMA_SYSFS, DMA_CMA, DMA_NUMA_CMA" in 7.2.2-1~exp1 (so amd64 from 7.2:
-    6.12.117 has none, 7.2.6 and 7.3.4 have it; s390x taken the same), and
-    "[riscv64] Enable CMA and DMA_CMA" in 7.1~rc3-1~exp1.  arm64 and ppc64el
-    have it already in 6.12 (issue 10's captures)."""
-    name = m.arch.name
-    if name.startswith(("arm64", "ppc64")):
-        return True
-    if name.startswith("riscv64"):
-        return m.kernel.at_least(7, 1)
-    return m.kernel.at_least(7, 2)
 
 
 def migratetype_columns(m: MachineState) -> tuple[tuple[int, str], ...]:

@@ -27,12 +27,11 @@ import numpy as np
 from ..constants import SECTION_IS_EARLY, SECTION_MARKED_PRESENT, ZONE_NAMES
 from ..page_alloc import nr_free_pages
 from ..state import MachineState
-from .meminfo import balloon_pages
+from .meminfo import balloon_pages, config_cma
 from .procfs import (
     NUMA_STATS,
     PGDEMOTE_NODE_STATS,
     RECLAIM_NODE_STATS,
-    config_cma,
     node_stat_names,
     node_zones,
     online_nodes,
@@ -49,7 +48,7 @@ VM_STATS: tuple[tuple[str, tuple[int, int]], ...] = (
 
 # Kconfig conditions of vm events that differ between the configs hotmem
 # models (every other #ifdef of vm_event_item.h is set in Debian's configs)
-CMA = "CONFIG_CMA"                      # procfs.config_cma()
+CMA = "CONFIG_CMA"                      # meminfo.config_cma()
 X86 = "CONFIG_X86"
 PUD_THP = "CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD"
 ZONES = "FOR_ALL_ZONES"                 # one key per configured zone
