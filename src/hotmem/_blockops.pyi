@@ -7,6 +7,9 @@ from .mmzone import Zone
 from .state import MachineState
 
 class BlockOps:
+    nr_onlined: int   # onlines and offlines done by this path
+    nr_offlined: int
+
     def __init__(self, pages: PageState, state: npt.NDArray[np.uint8],
                  zone: npt.NDArray[np.int16], nid: npt.NDArray[np.int16],
                  early: npt.NDArray[np.bool_], group: npt.NDArray[np.int32],

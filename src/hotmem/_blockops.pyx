@@ -71,6 +71,8 @@ cdef class BlockOps:
     # design.batchable, evaluated once per design object (a fact of its class)
     cdef object design_seen
     cdef bint batchable_seen
+    # onlines and offlines done here (the tests check the path was taken)
+    cdef readonly int64_t nr_onlined, nr_offlined
     # the last inputs of init_per_zone_wmark_min() and what they gave
     cdef int64_t[::1] key, key_now, managed_now
     cdef bint key_valid
@@ -352,6 +354,7 @@ cdef class BlockOps:
         zone.present_pages = present0 - v + ppb
         self._init_per_zone_wmark_min(m, zones)
         zone.present_pages = present0 + ppb
+        self.nr_onlined += 1
         return zone
 
     def offline(self, m, blk):
@@ -403,4 +406,5 @@ cdef class BlockOps:
             self._shrink_zone_span(zone, zid, zs, end)
         elif end >= ze:
             self._shrink_zone_span(zone, zid, start, ze)
+        self.nr_offlined += 1
         return True
