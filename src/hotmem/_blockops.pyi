@@ -1,4 +1,6 @@
 # Stub for the compiled module hotmem._blockops (see _blockops.pyx).
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 
@@ -15,6 +17,7 @@ class BlockOps:
                  early: npt.NDArray[np.bool_], group: npt.NDArray[np.int32],
                  altmap: npt.NDArray[np.bool_], alt_free: npt.NDArray[np.int64],
                  sec_flags: npt.NDArray[np.uint8], zones: list[Zone],
-                 online_types: dict[str, int], consts: dict[str, int]) -> None: ...
+                 online_types: dict[str, int], consts: dict[str, int],
+                 wmark_min: Callable[[MachineState], None]) -> None: ...
     def online(self, m: MachineState, blk: object, online_type: object) -> Zone | None: ...
     def offline(self, m: MachineState, blk: object) -> bool: ...

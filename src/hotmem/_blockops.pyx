@@ -27,20 +27,6 @@ from hotmem._core cimport P_BUDDY, PageState
 cdef extern from *:
     ctypedef long long i128 "__int128"
 
-# the Python-level page_alloc.init_per_zone_wmark_min and its constants,
-# imported on first use (page_alloc imports state, which builds BlockOps)
-cdef object _init_per_zone_wmark_min = None
-cdef int64_t _swap_cluster_max = 0, _scale_factor = 0
-
-
-cdef _load_page_alloc():
-    global _init_per_zone_wmark_min, _swap_cluster_max, _scale_factor
-    from hotmem import page_alloc
-    _swap_cluster_max = page_alloc.SWAP_CLUSTER_MAX
-    _scale_factor = page_alloc.WATERMARK_SCALE_FACTOR
-    _init_per_zone_wmark_min = page_alloc.init_per_zone_wmark_min
-
-
 cdef inline bint _intersects(object z, int64_t start, int64_t nr) except -1:
     # zone_intersects()
     cdef int64_t zs = z.zone_start_pfn, sp = z.spanned_pages
@@ -73,14 +59,20 @@ cdef class BlockOps:
     cdef bint batchable_seen
     # onlines and offlines done here (the tests check the path was taken)
     cdef readonly int64_t nr_onlined, nr_offlined
-    # the last inputs of init_per_zone_wmark_min() and what they gave
-    cdef int64_t[::1] key, key_now, managed_now
+    # page_alloc.init_per_zone_wmark_min and __setup_per_zone_wmarks()'s
+    # constants; the last inputs of init_per_zone_wmark_min() and what they gave
+    cdef object wmark_min
+    cdef int64_t swap_cluster_max, scale_factor
+    cdef int64_t[::1] key, key_now, managed_now, wmin_now, step_now
     cdef bint key_valid
     cdef int64_t key_mfk
 
     def __init__(self, PageState pages, state, zone, nid, early, group, altmap, alt_free,
-                 sec_flags, list zones, dict online_types, dict consts):
+                 sec_flags, list zones, dict online_types, dict consts, wmark_min):
         self.pages = pages
+        self.wmark_min = wmark_min
+        self.swap_cluster_max = consts["SWAP_CLUSTER_MAX"]
+        self.scale_factor = consts["WATERMARK_SCALE_FACTOR"]
         self.state = state
         self.zone = zone
         self.nid = nid
@@ -118,6 +110,8 @@ cdef class BlockOps:
         self.key = np.zeros(nkey, dtype=np.int64)
         self.key_now = np.zeros(nkey, dtype=np.int64)
         self.managed_now = np.zeros(self.nr_zones, dtype=np.int64)
+        self.wmin_now = np.zeros(self.nr_zones, dtype=np.int64)
+        self.step_now = np.zeros(self.nr_zones, dtype=np.int64)
         self.key_valid = False
         self.design_seen = None
 
@@ -192,13 +186,11 @@ cdef class BlockOps:
         cdef Py_ssize_t i, n = self.key.shape[0]
         cdef bint same
         cdef int64_t pages_min, lowmem, managed, tmp, wmin, t2
-        cdef int zt
+        cdef i128 wide
         cdef bint like
-        if _init_per_zone_wmark_min is None:
-            _load_page_alloc()
         if not self._key(m, zones):
             self.key_valid = False
-            _init_per_zone_wmark_min(m)
+            self.wmark_min(m)
             return 0
         same = self.key_valid
         if same:
@@ -207,7 +199,7 @@ cdef class BlockOps:
                     same = False
                     break
         if not same:
-            _init_per_zone_wmark_min(m)
+            self.wmark_min(m)
             self.key[:] = self.key_now
             self.key_mfk = m.min_free_kbytes
             self.key_valid = True
@@ -215,29 +207,32 @@ cdef class BlockOps:
         like = self.key_now[4]
         lowmem = self.key_now[n - 1]
         pages_min = self.key_mfk >> (self.page_shift - 10)
+        # __setup_per_zone_wmarks(): min and the step of every zone first, as a
+        # product beyond 64-bit sums goes to page_alloc's path (Python ints)
         for i in range(self.nr_zones):
-            if lowmem and (<i128>pages_min * self.managed_now[i]) // lowmem > (<i128>1 << 60):
-                # beyond 64-bit sums: page_alloc's path does them on Python ints
-                _init_per_zone_wmark_min(m)
-                return 0
-        m.min_free_kbytes = self.key_mfk
-        for i in range(self.nr_zones):
-            z = zones[i]
-            zt = self.ztype[i]
             managed = self.managed_now[i]
-            tmp = <int64_t>((<i128>pages_min * managed) // lowmem) if lowmem else 0
-            if zt == self.zone_movable and like:
+            wide = (<i128>pages_min * managed) // lowmem if lowmem else 0
+            if wide > (<i128>1 << 60):
+                self.wmark_min(m)
+                return 0
+            tmp = <int64_t>wide
+            if self.ztype[i] == self.zone_movable and like:
                 wmin = managed // 1024
-                if wmin < _swap_cluster_max:
-                    wmin = _swap_cluster_max
+                if wmin < self.swap_cluster_max:
+                    wmin = self.swap_cluster_max
                 if wmin > 128:
                     wmin = 128
             else:
                 wmin = tmp
-            t2 = <int64_t>((<i128>managed * _scale_factor) // 10000)
+            t2 = <int64_t>((<i128>managed * self.scale_factor) // 10000)
             tmp = tmp >> 2
-            if t2 > tmp:
-                tmp = t2
+            self.wmin_now[i] = wmin
+            self.step_now[i] = t2 if t2 > tmp else tmp
+        m.min_free_kbytes = self.key_mfk
+        for i in range(self.nr_zones):
+            z = zones[i]
+            wmin = self.wmin_now[i]
+            tmp = self.step_now[i]
             z.wmark_min = wmin
             z.wmark_low = wmin + tmp
             z.wmark_high = wmin + 2 * tmp

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _blockops, _core
 from .arch import Arch
 from .constants import (
     FREE_STRATEGIES,
+    MAX_NR_ZONES,
     MEM_OFFLINE,
     MEM_ONLINE,
     MHP_MEMMAP_ON_MEMORY,
@@ -30,15 +32,19 @@ from .constants import (
     P_UNMOVABLE,
     P_VMEMMAP,
     SECTION_IS_ONLINE,
+    ZONE_DEVICE,
     ZONE_MOVABLE,
     ZONE_NORMAL,
     GiB,
     IntArray,
+    MiB,
 )
 from .errors import ConfigError, HotplugError
 from .kernel import Kernel
 from .mmzone import Zone
 from .page_alloc import (
+    SWAP_CLUSTER_MAX,
+    WATERMARK_SCALE_FACTOR,
     alloc_memmap,
     init_per_zone_wmark_min,
     memmap_chunks_needed,
@@ -464,6 +470,34 @@ def online_pages(m: MachineState, zone: Zone, blk: int, start: int, end: int,
 # in order ends (tests/test_batch.py, tests/test_reference.py).  One block is
 # a run of one, and as every udev write is one, online_block() / offline_block()
 # do it in compiled code (_blockops.BlockOps, tests/test_blockops.py).
+
+def setup_block_ops(m: MachineState) -> None:
+    """Give a machine on the fast backend its compiled one-block path: typed
+    views of its arrays, the kernel's constants, and init_per_zone_wmark_min()
+    for the watermark changes it does not redo itself."""
+    if not isinstance(m.pages, _core.PageState):
+        return
+    a = m.arch
+    since = a.rejects_vmemmap_leaf_split_since
+    leaf = since is not None and m.kernel.at_least(*since)
+    m.block_ops = _blockops.BlockOps(
+        m.pages, m.blk_state, m.blk_zone, m.blk_nid, m.blk_early, m.blk_group, m.blk_altmap,
+        m.alt_free, m.sec_flags, m.zones, dict(ONLINE_TYPES), {
+            "pages_per_block": m.pages_per_block, "pages_per_section": a.pages_per_section,
+            "pageblock_order": a.pageblock_order, "page_shift": a.page_shift,
+            # find_zone_pfn() and splits_vmemmap_leaf()
+            "subsection_pages": max((2 * MiB) >> a.page_shift, 1),
+            "vmemmap_leaf_bytes": (a.vmemmap_chunk_pages << a.page_shift) if leaf else 0,
+            "struct_page_size": a.struct_page_size,
+            "SECTION_IS_ONLINE": SECTION_IS_ONLINE, "MEM_ONLINE": MEM_ONLINE,
+            "MEM_OFFLINE": MEM_OFFLINE, "MMOP_ONLINE": MMOP_ONLINE,
+            "MMOP_ONLINE_KERNEL": MMOP_ONLINE_KERNEL, "MMOP_ONLINE_MOVABLE": MMOP_ONLINE_MOVABLE,
+            "FREE_GET_ORDER": FREE_STRATEGIES["get_order"], "MAX_NR_ZONES": MAX_NR_ZONES,
+            "ZONE_NORMAL": ZONE_NORMAL, "ZONE_MOVABLE": ZONE_MOVABLE, "ZONE_DEVICE": ZONE_DEVICE,
+            "SWAP_CLUSTER_MAX": SWAP_CLUSTER_MAX,
+            "WATERMARK_SCALE_FACTOR": WATERMARK_SCALE_FACTOR},
+        init_per_zone_wmark_min)
+
 
 def run_zone(m: MachineState, first: int, n: int, online_type: int) -> Zone | None:
     """The zone every block of the run would get when onlined one by one in

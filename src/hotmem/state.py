@@ -22,19 +22,11 @@ from .constants import (
     FREE_STRATEGIES,
     MAX_NR_ZONES,
     MAX_SIM_PHYS_BITS,
-    MEM_OFFLINE,
-    MEM_ONLINE,
-    MMOP_ONLINE,
-    MMOP_ONLINE_KERNEL,
-    MMOP_ONLINE_MOVABLE,
     ONLINE_POLICIES,
     ONLINE_TYPES,
     PLANES,
     SECTION_IS_ONLINE,
     SECTION_MARKED_PRESENT,
-    ZONE_DEVICE,
-    ZONE_MOVABLE,
-    ZONE_NORMAL,
     Backend,
     MemmapMode,
     MiB,
@@ -307,27 +299,7 @@ class MachineState:
         # offline_run), compiled (_blockops); the reference backend keeps the
         # step-by-step path, which the tests compare against
         self.fast_paths = self.backend == "fast"
-        self.block_ops: _blockops.BlockOps | None = None
-        if isinstance(self.pages, _core.PageState):
-            since = a.rejects_vmemmap_leaf_split_since
-            leaf = since is not None and kernel.at_least(*since)
-            self.block_ops = _blockops.BlockOps(
-                self.pages, self.blk_state, self.blk_zone, self.blk_nid, self.blk_early,
-                self.blk_group, self.blk_altmap, self.alt_free, self.sec_flags, self.zones,
-                dict(ONLINE_TYPES), {
-                    "pages_per_block": self.pages_per_block,
-                    "pages_per_section": a.pages_per_section,
-                    "pageblock_order": a.pageblock_order, "page_shift": a.page_shift,
-                    "subsection_pages": max((2 * MiB) >> a.page_shift, 1),
-                    "vmemmap_leaf_bytes": (a.vmemmap_chunk_pages << a.page_shift) if leaf else 0,
-                    "struct_page_size": a.struct_page_size,
-                    "SECTION_IS_ONLINE": SECTION_IS_ONLINE, "MEM_ONLINE": MEM_ONLINE,
-                    "MEM_OFFLINE": MEM_OFFLINE, "MMOP_ONLINE": MMOP_ONLINE,
-                    "MMOP_ONLINE_KERNEL": MMOP_ONLINE_KERNEL,
-                    "MMOP_ONLINE_MOVABLE": MMOP_ONLINE_MOVABLE,
-                    "FREE_GET_ORDER": FREE_STRATEGIES["get_order"],
-                    "MAX_NR_ZONES": MAX_NR_ZONES, "ZONE_NORMAL": ZONE_NORMAL,
-                    "ZONE_MOVABLE": ZONE_MOVABLE, "ZONE_DEVICE": ZONE_DEVICE})
+        self.block_ops: _blockops.BlockOps | None = None   # memory_hotplug.setup_block_ops
         # memmap pages taken from the buddy for blocks added without an altmap
         self.memmap_from_buddy: dict[int, npt.NDArray[np.int64]] = {}
         self.groups: dict[int, MemoryGroup] = {}
