@@ -43,7 +43,7 @@ cdef class BlockOps:
     cdef int32_t[::1] group
     cdef int64_t[::1] alt_free
     cdef int64_t nr_blocks, ppb, pps, pageblock_mask, pageblock_order
-    cdef int64_t nr_zones, max_nr_zones, zone_dma_limit
+    cdef int64_t nr_zones, max_nr_zones
     cdef int zone_normal, zone_movable, zone_device
     cdef uint8_t sec_online, mem_online, mem_offline
     cdef int mmop_online, mmop_kernel, mmop_movable, free_get_order
