@@ -258,3 +258,35 @@ def test_watermark_inputs_that_change():
     same(ms, lambda m: m.offline(blocks[0]))
     same(ms, lambda m: m.offline(blocks[4]))
     assert taken(fast) == (6, 2)
+
+
+def test_min_free_kbytes_up_to_its_clamp():
+    """Onlining 4.5 TiB into ZONE_NORMAL one block per call takes
+    min_free_kbytes from khugepaged's recommendation (11 pageblocks per
+    populated zone up to Normal: 67584 kB) through int_sqrt(lowmem_kbytes *
+    16) to its 262144 clamp (lowmem past 4 TiB); every step's zones and
+    min_free_kbytes against the general path (the reference would take hours
+    here), up and down in both orders."""
+    kw = dict(arch="x86_64", kernel="6.12", boot_memory="4G", memmap_on_memory="y")
+    fast = Machine(**kw)
+    general = Machine(**kw)
+    general.fast_paths = False
+    blocks = fast.add(size="4608G")
+    assert general.add(size="4608G") == blocks
+    seen = set()
+
+    def same_zones():
+        assert fast.min_free_kbytes == general.min_free_kbytes
+        assert [z.span_state() for z in fast.zones] == [z.span_state() for z in general.zones]
+        seen.add(fast.min_free_kbytes)
+
+    for ups, downs in ((blocks, blocks[::-1]), (blocks[::-1], blocks)):
+        for b in ups:
+            assert fast.online(b, "online_kernel").zid == general.online(b, "online_kernel").zid
+            same_zones()
+        for b in downs:
+            fast.offline(b)
+            general.offline(b)
+            same_zones()
+    assert min(seen) == 67584 and max(seen) == 262144 and len(seen) > 1000
+    assert taken(fast) == (2 * len(blocks), 2 * len(blocks))

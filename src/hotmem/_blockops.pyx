@@ -17,9 +17,12 @@ two paths and the reference backend to the same states and errors.
 init_per_zone_wmark_min() is memoised on its inputs (page_alloc): here the last
 inputs and the min_free_kbytes they gave are kept in C, so an online or offline
 that leaves them as they were (ZONE_MOVABLE from 6.12) only redoes
-__setup_per_zone_wmarks(); any other change calls page_alloc's function.
+__setup_per_zone_wmarks(); when they change (a kernel zone's managed pages),
+min_free_kbytes is computed here as page_alloc._min_free_kbytes() does, in
+64-bit arithmetic (beyond it, page_alloc's function is called).
 """
 import numpy as np
+from libc.math cimport sqrt
 from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t
 
 from hotmem._core cimport P_BUDDY, PageState
@@ -62,7 +65,8 @@ cdef class BlockOps:
     # page_alloc.init_per_zone_wmark_min and __setup_per_zone_wmarks()'s
     # constants; the last inputs of init_per_zone_wmark_min() and what they gave
     cdef object wmark_min
-    cdef int64_t swap_cluster_max, scale_factor
+    cdef int64_t swap_cluster_max, scale_factor, migrate_pcptypes
+    cdef int64_t page_kbytes, pageblock_nr_pages
     cdef int64_t[::1] key, key_now, managed_now, wmin_now, step_now
     cdef bint key_valid
     cdef int64_t key_mfk
@@ -73,6 +77,7 @@ cdef class BlockOps:
         self.wmark_min = wmark_min
         self.swap_cluster_max = consts["SWAP_CLUSTER_MAX"]
         self.scale_factor = consts["WATERMARK_SCALE_FACTOR"]
+        self.migrate_pcptypes = consts["MIGRATE_PCPTYPES"]
         self.state = state
         self.zone = zone
         self.nid = nid
@@ -87,6 +92,8 @@ cdef class BlockOps:
         self.pageblock_order = consts["pageblock_order"]
         self.pageblock_mask = (<int64_t>1 << self.pageblock_order) - 1
         self.page_shift = consts["page_shift"]
+        self.page_kbytes = (<int64_t>1 << self.page_shift) >> 10
+        self.pageblock_nr_pages = <int64_t>1 << self.pageblock_order
         self.subsection_pages = consts["subsection_pages"]
         self.leaf_bytes = consts["vmemmap_leaf_bytes"]
         self.struct_page_size = consts["struct_page_size"]
@@ -179,42 +186,20 @@ cdef class BlockOps:
         self.key_now[k] = lowmem
         return True
 
-    cdef int _init_per_zone_wmark_min(self, m, list zones) except -1:
-        """page_alloc.init_per_zone_wmark_min(): with the inputs of the last
-        call, its min_free_kbytes and __setup_per_zone_wmarks() here; else the
-        Python function (which memoises, and handles wide products)."""
-        cdef Py_ssize_t i, n = self.key.shape[0]
-        cdef bint same
-        cdef int64_t pages_min, lowmem, managed, tmp, wmin, t2
+    cdef bint _setup_per_zone_wmarks(self, int64_t mfk) noexcept:
+        # __setup_per_zone_wmarks() for min_free_kbytes mfk over the zones whose
+        # inputs _key() read: min and step of each zone into wmin_now / step_now.
+        # False: a product beyond 64-bit sums (page_alloc's path has Python ints)
+        cdef Py_ssize_t i
+        cdef int64_t pages_min = mfk >> (self.page_shift - 10)
+        cdef int64_t lowmem = self.key_now[self.key.shape[0] - 1], managed, tmp, wmin, t2
+        cdef bint like = self.key_now[4]
         cdef i128 wide
-        cdef bint like
-        if not self._key(m, zones):
-            self.key_valid = False
-            self.wmark_min(m)
-            return 0
-        same = self.key_valid
-        if same:
-            for i in range(n):
-                if self.key[i] != self.key_now[i]:
-                    same = False
-                    break
-        if not same:
-            self.wmark_min(m)
-            self.key[:] = self.key_now
-            self.key_mfk = m.min_free_kbytes
-            self.key_valid = True
-            return 0
-        like = self.key_now[4]
-        lowmem = self.key_now[n - 1]
-        pages_min = self.key_mfk >> (self.page_shift - 10)
-        # __setup_per_zone_wmarks(): min and the step of every zone first, as a
-        # product beyond 64-bit sums goes to page_alloc's path (Python ints)
         for i in range(self.nr_zones):
             managed = self.managed_now[i]
             wide = (<i128>pages_min * managed) // lowmem if lowmem else 0
             if wide > (<i128>1 << 60):
-                self.wmark_min(m)
-                return 0
+                return False
             tmp = <int64_t>wide
             if self.ztype[i] == self.zone_movable and like:
                 wmin = managed // 1024
@@ -228,7 +213,93 @@ cdef class BlockOps:
             tmp = tmp >> 2
             self.wmin_now[i] = wmin
             self.step_now[i] = t2 if t2 > tmp else tmp
-        m.min_free_kbytes = self.key_mfk
+        return True
+
+    cdef int64_t _nr_free_buffer_pages(self, bint computed) noexcept:
+        # nr_free_buffer_pages(): managed above the high watermark of the zones
+        # up to Normal, with the high watermarks the zones hold (key_now) or
+        # those _setup_per_zone_wmarks() just computed
+        cdef Py_ssize_t i
+        cdef int64_t n = 0, k = 5, managed, high
+        for i in range(self.nr_zones):
+            if self.ztype[i] > self.zone_normal:
+                continue
+            managed = self.key_now[k]
+            high = (self.wmin_now[i] + 2 * self.step_now[i]) if computed else self.key_now[k + 2]
+            if managed > high:
+                n += managed - high
+            k += 3
+        return n
+
+    cdef int64_t _min_free_kbytes(self) noexcept:
+        # page_alloc._min_free_kbytes() from the inputs in key_now: min_free_kbytes
+        # as calculate_min_free_kbytes() and khugepaged's recommendation leave it;
+        # -1 where the arithmetic leaves 64 bits (page_alloc's path does it)
+        cdef Py_ssize_t i
+        cdef int64_t mfk = self.key_now[2], kbytes, r, nr_zones = 0, rec, k = 5
+        if not self.key_now[0]:
+            # calculate_min_free_kbytes(): int_sqrt(lowmem_kbytes * 16), clamped
+            kbytes = self._nr_free_buffer_pages(False) * self.page_kbytes
+            if kbytes >= (<int64_t>1 << 58):
+                return -1
+            r = <int64_t>sqrt(<double>(kbytes * 16))
+            while r > 0 and r * r > kbytes * 16:
+                r -= 1
+            while (r + 1) * (r + 1) <= kbytes * 16:
+                r += 1
+            mfk = 128 if r < 128 else 262144 if r > 262144 else r
+        if self.key_now[3]:
+            # THP: set_recommended_min_free_kbytes() after __setup_per_zone_wmarks()
+            if not self._setup_per_zone_wmarks(mfk):
+                return -1
+            for i in range(self.nr_zones):
+                if self.ztype[i] <= self.zone_normal:
+                    if self.key_now[k + 1]:
+                        nr_zones += 1
+                    k += 3
+            rec = self.pageblock_nr_pages * nr_zones * 2
+            rec += self.pageblock_nr_pages * nr_zones * self.migrate_pcptypes * self.migrate_pcptypes
+            r = self._nr_free_buffer_pages(True) // 20
+            if r < rec:
+                rec = r
+            rec <<= self.page_shift - 10
+            if rec > mfk:
+                mfk = rec
+        return mfk
+
+    cdef int _init_per_zone_wmark_min(self, m, list zones) except -1:
+        """page_alloc.init_per_zone_wmark_min(), whose memo this is too: the
+        inputs of the last call and the min_free_kbytes they gave, else that
+        value computed from the new inputs; then __setup_per_zone_wmarks().
+        Inputs that leave 64-bit arithmetic go to page_alloc's function."""
+        cdef Py_ssize_t i, n = self.key.shape[0]
+        cdef bint same
+        cdef int64_t mfk, wmin, tmp
+        if not self._key(m, zones):
+            self.key_valid = False
+            self.wmark_min(m)
+            return 0
+        same = self.key_valid
+        if same:
+            for i in range(n):
+                if self.key[i] != self.key_now[i]:
+                    same = False
+                    break
+        if same:
+            mfk = self.key_mfk
+        else:
+            mfk = self._min_free_kbytes()
+            if mfk < 0:
+                self.key_valid = False
+                self.wmark_min(m)
+                return 0
+            self.key[:] = self.key_now
+            self.key_mfk = mfk
+            self.key_valid = True
+        if not self._setup_per_zone_wmarks(mfk):
+            self.wmark_min(m)
+            return 0
+        m.min_free_kbytes = mfk
         for i in range(self.nr_zones):
             z = zones[i]
             wmin = self.wmin_now[i]

@@ -43,6 +43,7 @@ from .errors import ConfigError, HotplugError
 from .kernel import Kernel
 from .mmzone import Zone
 from .page_alloc import (
+    MIGRATE_PCPTYPES,
     SWAP_CLUSTER_MAX,
     WATERMARK_SCALE_FACTOR,
     alloc_memmap,
@@ -495,7 +496,8 @@ def setup_block_ops(m: MachineState) -> None:
             "FREE_GET_ORDER": FREE_STRATEGIES["get_order"], "MAX_NR_ZONES": MAX_NR_ZONES,
             "ZONE_NORMAL": ZONE_NORMAL, "ZONE_MOVABLE": ZONE_MOVABLE, "ZONE_DEVICE": ZONE_DEVICE,
             "SWAP_CLUSTER_MAX": SWAP_CLUSTER_MAX,
-            "WATERMARK_SCALE_FACTOR": WATERMARK_SCALE_FACTOR},
+            "WATERMARK_SCALE_FACTOR": WATERMARK_SCALE_FACTOR,
+            "MIGRATE_PCPTYPES": MIGRATE_PCPTYPES},
         init_per_zone_wmark_min)
 
 
