@@ -2,8 +2,9 @@
 memoryN/state, through Machine.online / Machine.offline) beside the batched
 Machine.online_blocks / offline_blocks of the same blocks, per block, timed
 in the same run on the lifecycle machine (x86_64, 4 GiB boot, memmap on
-memory, everything added onlined online_movable then offlined); the ratio is
-what a separate write per block costs over one batched step.
+memory, everything added onlined online_movable, or online_kernel, then
+offlined); the ratio is what a separate write per block costs over one
+batched step.
 
     HOTMEM_BENCH_SIZES=1T pytest benchmarks/test_bench_percall.py --benchmark-enable -s
 """
@@ -22,13 +23,13 @@ def _machine(size):
     return m, m.add(size=size)
 
 
-def per_call(size):
+def per_call(size, kind):
     """(us per online, us per offline), one Machine.online / offline call per block."""
     m, blocks = _machine(size)
     online, offline = m.online, m.offline
     t0 = time.perf_counter()
     for b in blocks:
-        online(b, "online_movable")
+        online(b, kind)
     t1 = time.perf_counter()
     for b in blocks:
         offline(b)
@@ -38,12 +39,12 @@ def per_call(size):
     return (t1 - t0) / len(blocks) * 1e6, (t2 - t1) / len(blocks) * 1e6
 
 
-def batched(size):
+def batched(size, kind):
     """(us per block online, us per block offline) through online_blocks /
     offline_blocks of every block at once."""
     m, blocks = _machine(size)
     t0 = time.perf_counter()
-    m.online_blocks(blocks, "online_movable")
+    m.online_blocks(blocks, kind)
     t1 = time.perf_counter()
     out = m.offline_blocks(blocks)
     t2 = time.perf_counter()
@@ -56,16 +57,19 @@ def _median(xs):
     return sorted(xs)[len(xs) // 2]
 
 
+# online_movable: what the lifecycle does; online_kernel: every online changes
+# the watermarks' inputs (min_free_kbytes is recomputed on each)
+@pytest.mark.parametrize("kind", ["online_movable", "online_kernel"])
 @pytest.mark.parametrize("size", sorted({max(SIZES)}), ids=bench.fmt_size)
-def test_per_call_vs_batched(benchmark, size):
-    benchmark.group = f"one block per call {bench.fmt_size(size)}"
+def test_per_call_vs_batched(benchmark, size, kind):
+    benchmark.group = f"one block per call {bench.fmt_size(size)} {kind}"
     rounds = 7 if not getattr(benchmark, "disabled", False) else 1
 
     def both():
         t = {"online": [], "offline": [], "batched_online": [], "batched_offline": []}
         for _ in range(rounds):      # interleaved: the load of the machine hits both
-            on, off = per_call(size)
-            bon, boff = batched(size)
+            on, off = per_call(size, kind)
+            bon, boff = batched(size, kind)
             t["online"].append(on)
             t["offline"].append(off)
             t["batched_online"].append(bon)
@@ -83,7 +87,7 @@ def test_per_call_vs_batched(benchmark, size):
         "online_per_call_over_batched": r_on, "offline_per_call_over_batched": r_off,
     })
     print(f"\none block per call, {bench.fmt_size(size)} ({size // (128 << 20)} blocks, "
-          f"median of {rounds}): online {med['online']:.2f} us/call "
+          f"median of {rounds}): {kind} {med['online']:.2f} us/call "
           f"(batched {med['batched_online']:.2f} us/block, {r_on:.1f}x), "
           f"offline {med['offline']:.2f} us/call "
           f"(batched {med['batched_offline']:.2f} us/block, {r_off:.1f}x)")

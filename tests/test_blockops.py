@@ -290,3 +290,23 @@ def test_min_free_kbytes_up_to_its_clamp():
             same_zones()
     assert min(seen) == 67584 and max(seen) == 262144 and len(seen) > 1000
     assert taken(fast) == (2 * len(blocks), 2 * len(blocks))
+
+
+@pytest.mark.parametrize("kernel,kind,computed", [
+    # Movable is not lowmem: the first write, and the next, which sees the
+    # high watermarks the first one left in the kernel zones
+    ("6.12", "online_movable", 2),
+    ("6.12", "online_kernel", 2 * N),
+    ("6.1", "online_movable", 2 * N),     # Movable is lowmem before 6.12
+])
+def test_watermark_memo_hits(kernel, kind, computed):
+    """min_free_kbytes is computed only when its inputs change: twice for a
+    ZONE_MOVABLE lifecycle from 6.12, on every write otherwise."""
+    ms = fast, _, _ = trio(kernel=kernel, memmap_on_memory="y")
+    blocks = same(ms, lambda m: m.add(DIMM, N * m.block_size))[1]
+    for b in blocks:
+        same(ms, lambda m, b=b: m.online(b, kind))
+    for b in blocks:
+        same(ms, lambda m, b=b: m.offline(b))
+    assert taken(fast) == (N, N)
+    assert fast.block_ops.nr_min_free_kbytes == computed

@@ -11,6 +11,7 @@ from .state import MachineState
 class BlockOps:
     nr_onlined: int   # onlines and offlines done by this path
     nr_offlined: int
+    nr_min_free_kbytes: int   # of them, those whose watermark inputs changed
 
     def __init__(self, pages: PageState, state: npt.NDArray[np.uint8],
                  zone: npt.NDArray[np.int16], nid: npt.NDArray[np.int16],

@@ -21,6 +21,7 @@ __setup_per_zone_wmarks(); when they change (a kernel zone's managed pages),
 min_free_kbytes is computed here as page_alloc._min_free_kbytes() does, in
 64-bit arithmetic (beyond it, page_alloc's function is called).
 """
+cimport cython
 import numpy as np
 from libc.math cimport sqrt
 from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t
@@ -36,6 +37,7 @@ cdef inline bint _intersects(object z, int64_t start, int64_t nr) except -1:
     return sp != 0 and start < zs + sp and start + nr > zs
 
 
+@cython.final
 cdef class BlockOps:
     """Typed views of one machine's per-block and per-section arrays and its
     page state (state.py owns them all), for one-block onlines and offlines."""
@@ -60,8 +62,9 @@ cdef class BlockOps:
     # design.batchable, evaluated once per design object (a fact of its class)
     cdef object design_seen
     cdef bint batchable_seen
-    # onlines and offlines done here (the tests check the path was taken)
-    cdef readonly int64_t nr_onlined, nr_offlined
+    # onlines and offlines done here (the tests check the path was taken), and
+    # how many of them computed min_free_kbytes (the watermark inputs changed)
+    cdef readonly int64_t nr_onlined, nr_offlined, nr_min_free_kbytes
     # page_alloc.init_per_zone_wmark_min and __setup_per_zone_wmarks()'s
     # constants; the last inputs of init_per_zone_wmark_min() and what they gave
     cdef object wmark_min
@@ -288,6 +291,7 @@ cdef class BlockOps:
         if same:
             mfk = self.key_mfk
         else:
+            self.nr_min_free_kbytes += 1
             mfk = self._min_free_kbytes()
             if mfk < 0:
                 self.key_valid = False
