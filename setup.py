@@ -17,7 +17,9 @@ directives = {
 setup(
     ext_modules=cythonize(
         [Extension("hotmem._core", ["src/hotmem/_core.pyx"], extra_compile_args=["-O3"]),
-         Extension("hotmem._scan", ["src/hotmem/_scan.pyx"], extra_compile_args=["-O3"])],
+         Extension("hotmem._scan", ["src/hotmem/_scan.pyx"], extra_compile_args=["-O3"]),
+         Extension("hotmem._blockops", ["src/hotmem/_blockops.pyx"],
+                   extra_compile_args=["-O3"])],
         compiler_directives=directives,
         include_path=["src"],
     )

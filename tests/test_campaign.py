@@ -3,15 +3,17 @@ pure-Python reference on every arch, era (5.13 .. 7.3), design, memmap mode, onl
 and 1-3 nodes.
 
 Each sequence builds one machine on each backend (backend="fast" and
-backend="reference") and applies the same random operations to both: add,
-online, offline, remove (one block or many), online_blocks / offline_blocks,
-alloc and free, valid and invalid.  After every operation:
+backend="reference"), and a third on the fast backend whose one-block onlines
+and offlines all take the general path (``fast_paths`` off: never the
+compiled one of _blockops), and applies the same random operations to all
+three: add, online, offline, remove (one block or many), online_blocks /
+offline_blocks, alloc and free, valid and invalid.  After every operation:
 
-- both backends returned the same thing or failed with the same errno and
-  message (or the same ConfigError);
+- the three machines returned the same thing or failed with the same errno
+  and message (or the same ConfigError);
 - a failed operation left the machine exactly as it was (full ``snapshot()``
-  before and after, on both backends);
-- the two machines' snapshots are equal;
+  before and after, on every machine);
+- the three machines' snapshots are equal;
 - ``hotmem.invariants.check`` holds (on the fast one: the states are equal).
 
 CI runs a short budget.  ``HOTMEM_CAMPAIGN_LONG=1`` runs 10,000 sequences
@@ -52,6 +54,7 @@ class Stats:
     sequences: int = 0
     operations: int = 0
     failed_operations: int = 0
+    compiled_writes: int = 0    # one-block onlines / offlines the compiled path took
     divergences: list = field(default_factory=list)
     crashes: list = field(default_factory=list)
     configs: set = field(default_factory=set)
@@ -179,6 +182,8 @@ def run_sequence(seed: int, n_ops: int, stats: Stats) -> None:
         stats.sequences += 1
         return
     ref = Machine(backend="reference", **cfg)
+    general = Machine(backend="fast", **cfg)
+    general.fast_paths = False
     stats.configs.add((cfg["arch"], cfg["kernel"], cfg["design"], cfg["memmap_on_memory"],
                        cfg["online_policy"], cfg["nr_nodes"]))
     stats.sequences += 1
@@ -186,35 +191,51 @@ def run_sequence(seed: int, n_ops: int, stats: Stats) -> None:
     def diverged(i, what, detail):
         stats.divergences.append((seed, i, what, detail))
 
-    for i in range(n_ops):
-        what, fn = random_op(rnd, fast)
-        before = fast.snapshot()
-        outs = (_outcome(fn, fast), _outcome(fn, ref))
-        stats.operations += 1
-        if outs[0] != outs[1]:
-            diverged(i, what, f"fast {str(outs[0])[:200]} reference {str(outs[1])[:200]}")
-            return
-        if outs[0][0] == "crash":
-            stats.crashes.append((seed, i, what, outs[0][1:]))
-        failed = outs[0][0] != "ok"
-        # online_blocks / offline_blocks report per-block errors without raising
-        if failed:
-            stats.failed_operations += 1
-            diff = snapshots_equal(before, fast.snapshot())
-            if diff:
-                diverged(i, what, f"failed with {outs[0][1]} but changed {diff}")
+    try:
+        for i in range(n_ops):
+            what, fn = random_op(rnd, fast)
+            before = fast.snapshot()
+            outs = (_outcome(fn, fast), _outcome(fn, ref), _outcome(fn, general))
+            stats.operations += 1
+            if outs[0] != outs[1]:
+                diverged(i, what, f"fast {str(outs[0])[:200]} reference {str(outs[1])[:200]}")
                 return
-        # equal snapshots: the reference's state is the fast one's, so a failed
-        # operation left both unchanged and the invariants hold for both
-        diff = snapshots_equal(fast.snapshot(), ref.snapshot())
-        if diff:
-            diverged(i, what, f"fast and reference differ in {diff}")
-            return
-        try:
-            check(fast)
-        except InvariantError as err:
-            diverged(i, what, f"invariant: {str(err)[:200]}")
-            return
+            if outs[0] != outs[2]:
+                diverged(i, what, f"fast {str(outs[0])[:200]} general path {str(outs[2])[:200]}")
+                return
+            if outs[0][0] == "crash":
+                stats.crashes.append((seed, i, what, outs[0][1:]))
+            failed = outs[0][0] != "ok"
+            # online_blocks / offline_blocks report per-block errors without raising
+            if failed:
+                stats.failed_operations += 1
+                diff = snapshots_equal(before, fast.snapshot())
+                if diff:
+                    diverged(i, what, f"failed with {outs[0][1]} but changed {diff}")
+                    return
+            # equal snapshots: the reference's state is the fast one's, so a failed
+            # operation left both unchanged and the invariants hold for both
+            snap = fast.snapshot()
+            diff = snapshots_equal(snap, ref.snapshot())
+            if diff:
+                diverged(i, what, f"fast and reference differ in {diff}")
+                return
+            diff = snapshots_equal(snap, general.snapshot())
+            if diff:
+                diverged(i, what, f"fast and general path differ in {diff}")
+                return
+            try:
+                check(fast)
+            except InvariantError as err:
+                diverged(i, what, f"invariant: {str(err)[:200]}")
+                return
+    finally:
+        ops, general_ops = fast.block_ops, general.block_ops
+        if ops is not None and general_ops is not None:
+            stats.compiled_writes += ops.nr_onlined + ops.nr_offlined
+            if general_ops.nr_onlined or general_ops.nr_offlined:
+                stats.divergences.append((seed, -1, "general path",
+                                          "took the compiled path with fast_paths off"))
 
 
 def campaign(sequences: int, seed0: int = 0, progress=None) -> Stats:
@@ -233,7 +254,8 @@ def campaign(sequences: int, seed0: int = 0, progress=None) -> Stats:
 
 def figures(stats: Stats) -> str:
     return (f"{stats.sequences} sequences, {stats.operations} operations "
-            f"({stats.failed_operations} failed), {len(stats.configs)} machine configurations, "
+            f"({stats.failed_operations} failed, {stats.compiled_writes} one-block writes "
+            f"compiled), {len(stats.configs)} machine configurations, "
             f"{len(stats.divergences)} divergences, {len(stats.crashes)} crashes, "
             f"{stats.seconds:.0f} s")
 
@@ -250,6 +272,7 @@ def test_campaign():
     assert stats.sequences == n
     assert stats.operations > 5 * n
     assert stats.failed_operations > 0
+    assert stats.compiled_writes > 0
 
 
 def test_campaign_configs_span_the_matrix():

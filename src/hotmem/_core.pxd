@@ -74,3 +74,13 @@ cdef class PageState:
     cdef void move_pageblock_counts(self, int64_t pb, int new_list) noexcept nogil
     cdef int64_t _free_aligned(self, int64_t s, int64_t e, int strategy) noexcept nogil
     cdef int64_t _remove_free(self, int64_t s, int64_t e) noexcept nogil
+    # the work of count / release (all planes) / online_blocks / offline_blocks /
+    # find_zone_pageblock once the arguments are checked (for _blockops)
+    cdef int64_t _count(self, int plane, int64_t s, int64_t e) noexcept nogil
+    cdef void _release(self, int64_t s, int64_t e) noexcept nogil
+    cdef int64_t _online_blocks(self, int64_t start, int64_t n, int64_t ppb,
+                                int64_t nr_vmemmap, int zid, int strategy) noexcept nogil
+    cdef int64_t _offline_blocks(self, int64_t start, int64_t n, int64_t ppb,
+                                 int64_t nr_vmemmap) noexcept nogil
+    cdef int64_t _find_zone_pageblock(self, int zid, int64_t s, int64_t e,
+                                      bint reverse) noexcept nogil

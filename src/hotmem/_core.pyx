@@ -450,21 +450,25 @@ cdef class PageState:
     def count(self, int plane, int64_t s, int64_t e):
         """Number of ``plane`` bits set in [s, e)."""
         self._check(s, e)
-        cdef int64_t n = 0, pos = s, c, ce
+        cdef int64_t n
         with nogil:
-            if self.nr_uniform == 0:
-                n = count_bits(self.planes[plane], s, e)
+            n = self._count(plane, s, e)
+        return n
+
+    cdef int64_t _count(self, int plane, int64_t s, int64_t e) noexcept nogil:
+        cdef int64_t n = 0, pos = s, c, ce
+        if self.nr_uniform == 0:
+            return count_bits(self.planes[plane], s, e)
+        while pos < e:
+            c = pos >> self.chunk_order
+            ce = (c + 1) << self.chunk_order
+            if ce > e:
+                ce = e
+            if self.ch[c] >= CH_UNIFORM:
+                n += self._uniform_count(c, plane, pos, ce)
             else:
-                while pos < e:
-                    c = pos >> self.chunk_order
-                    ce = (c + 1) << self.chunk_order
-                    if ce > e:
-                        ce = e
-                    if self.ch[c] >= CH_UNIFORM:
-                        n += self._uniform_count(c, plane, pos, ce)
-                    else:
-                        n += count_bits(self.planes[plane], pos, ce)
-                    pos = ce
+                n += count_bits(self.planes[plane], pos, ce)
+            pos = ce
         return n
 
     def test(self, int plane, int64_t pfn):
@@ -625,8 +629,6 @@ cdef class PageState:
         touching its words, which are zero)."""
         self._check(s, e)
         cdef int p
-        cdef int64_t cs, ce, c, run
-        cdef int64_t csize = <int64_t>1 << self.chunk_order
         if planes is not None:
             with nogil:
                 self._expand(s, e, True)
@@ -635,42 +637,49 @@ cdef class PageState:
                     _zero_plane(self.planes[p], s, e)
             return
         self._check_pb_aligned(s, e)
-        cs = (s + csize - 1) >> self.chunk_order   # chunks wholly inside [s, e)
-        ce = e >> self.chunk_order
         with nogil:
-            if ce <= cs:
-                self._expand(s, e, True)
+            self._release(s, e)
+
+    cdef void _release(self, int64_t s, int64_t e) noexcept nogil:
+        # release() of all planes, [s, e) checked and pageblock aligned
+        cdef int p
+        cdef int64_t c, run
+        cdef int64_t csize = <int64_t>1 << self.chunk_order
+        cdef int64_t cs = (s + csize - 1) >> self.chunk_order   # chunks wholly inside [s, e)
+        cdef int64_t ce = e >> self.chunk_order
+        if ce <= cs:
+            self._expand(s, e, True)
+            for p in range(NPLANES):
+                _zero_plane(self.planes[p], s, e)
+        else:
+            # the edges, then each run of chunks whose words hold bits
+            if s < (cs << self.chunk_order):
+                self._expand(s, cs << self.chunk_order, True)
                 for p in range(NPLANES):
-                    _zero_plane(self.planes[p], s, e)
-            else:
-                # the edges, then each run of chunks whose words hold bits
-                if s < (cs << self.chunk_order):
-                    self._expand(s, cs << self.chunk_order, True)
-                    for p in range(NPLANES):
-                        _zero_plane(self.planes[p], s, cs << self.chunk_order)
-                if (ce << self.chunk_order) < e:
-                    self._expand(ce << self.chunk_order, e, True)
-                    for p in range(NPLANES):
-                        _zero_plane(self.planes[p], ce << self.chunk_order, e)
-                c = cs
-                while c < ce:
-                    if self.ch[c] != CH_BITS:
-                        if self.ch[c] >= CH_UNIFORM:
-                            self.nr_uniform -= 1
-                        self.ch[c] = CH_ZERO
-                        c += 1
-                        continue
-                    run = c
-                    while c < ce and self.ch[c] == CH_BITS:
-                        self.ch[c] = CH_ZERO
-                        c += 1
-                    for p in range(NPLANES):
-                        _zero_plane(self.planes[p], run << self.chunk_order,
-                                    c << self.chunk_order)
-            _release_bytes(self.pb_mt, <size_t>(s >> self.pageblock_order),
-                           <size_t>(e >> self.pageblock_order))
-            _release_bytes(self.pb_zone, <size_t>(s >> self.pageblock_order),
-                           <size_t>(e >> self.pageblock_order))
+                    _zero_plane(self.planes[p], s, cs << self.chunk_order)
+            if (ce << self.chunk_order) < e:
+                self._expand(ce << self.chunk_order, e, True)
+                for p in range(NPLANES):
+                    _zero_plane(self.planes[p], ce << self.chunk_order, e)
+            c = cs
+            while c < ce:
+                if self.ch[c] != CH_BITS:
+                    if self.ch[c] >= CH_UNIFORM:
+                        self.nr_uniform -= 1
+                    self.ch[c] = CH_ZERO
+                    c += 1
+                    continue
+                run = c
+                while c < ce and self.ch[c] == CH_BITS:
+                    self.ch[c] = CH_ZERO
+                    c += 1
+                for p in range(NPLANES):
+                    _zero_plane(self.planes[p], run << self.chunk_order,
+                                c << self.chunk_order)
+        _release_bytes(self.pb_mt, <size_t>(s >> self.pageblock_order),
+                       <size_t>(e >> self.pageblock_order))
+        _release_bytes(self.pb_zone, <size_t>(s >> self.pageblock_order),
+                       <size_t>(e >> self.pageblock_order))
 
     cdef void _check_pb_aligned(self, int64_t s, int64_t e) except *:
         cdef int64_t m = (<int64_t>1 << self.pageblock_order) - 1
@@ -992,44 +1001,51 @@ cdef class PageState:
         self._check_pb_aligned(start, start + ppb)
         if strategy == FREE_GET_ORDER:
             raise ValueError("online_blocks: get_order chunks need free_range()")
+        cdef int64_t freed
+        with nogil:
+            freed = self._online_blocks(start, n, ppb, nr_vmemmap, zid, strategy)
+        return freed
+
+    cdef int64_t _online_blocks(self, int64_t start, int64_t n, int64_t ppb,
+                                int64_t nr_vmemmap, int zid, int strategy) noexcept nogil:
+        # online_blocks() once its arguments are checked
         cdef int64_t b, s, pb, freed = 0, c, c0, c1, vc
         cdef int64_t pbv = nr_vmemmap >> self.pageblock_order
         cdef int64_t pbn = ppb >> self.pageblock_order
         cdef int64_t csize = <int64_t>1 << self.chunk_order
         cdef bint whole = (start & (csize - 1)) == 0 and (ppb & (csize - 1)) == 0
         cdef bint uniform
-        with nogil:
-            for b in range(n):
-                s = start + b * ppb
-                for pb in range(pbn):
-                    self.pb_mt[(s >> self.pageblock_order) + pb] = (
-                        MIGRATE_UNMOVABLE if pb < pbv else MIGRATE_MOVABLE)
-                    self.pb_zone[(s >> self.pageblock_order) + pb] = <uint8_t>(zid + 1)
-                c0 = s >> self.chunk_order
-                c1 = (s + ppb) >> self.chunk_order
-                uniform = whole
-                if uniform:
-                    for c in range(c0, c1):
-                        if self.ch[c] != CH_ZERO:
-                            uniform = False
-                            break
-                if uniform:
-                    # the memmap pages and the natural free blocks that freeing
-                    # and merging every other page leaves, as descriptors
-                    for c in range(c0, c1):
-                        vc = nr_vmemmap - ((c - c0) << self.chunk_order)
-                        if vc < 0:
-                            vc = 0
-                        if vc > csize:
-                            vc = csize
-                        self.ch[c] = <uint32_t>(CH_UNIFORM + vc)
-                        self.nr_uniform += 1
-                        self._uniform_counts(c, 1)
-                        freed += csize - vc
-                    continue
-                self._expand(s, s + ppb, True)
-                set_bits(self.planes[P_VMEMMAP], s, s + nr_vmemmap)
-                freed += self._free_aligned(s + nr_vmemmap, s + ppb, strategy)
+        for b in range(n):
+            s = start + b * ppb
+            for pb in range(pbn):
+                self.pb_mt[(s >> self.pageblock_order) + pb] = (
+                    MIGRATE_UNMOVABLE if pb < pbv else MIGRATE_MOVABLE)
+                self.pb_zone[(s >> self.pageblock_order) + pb] = <uint8_t>(zid + 1)
+            c0 = s >> self.chunk_order
+            c1 = (s + ppb) >> self.chunk_order
+            uniform = whole
+            if uniform:
+                for c in range(c0, c1):
+                    if self.ch[c] != CH_ZERO:
+                        uniform = False
+                        break
+            if uniform:
+                # the memmap pages and the natural free blocks that freeing
+                # and merging every other page leaves, as descriptors
+                for c in range(c0, c1):
+                    vc = nr_vmemmap - ((c - c0) << self.chunk_order)
+                    if vc < 0:
+                        vc = 0
+                    if vc > csize:
+                        vc = csize
+                    self.ch[c] = <uint32_t>(CH_UNIFORM + vc)
+                    self.nr_uniform += 1
+                    self._uniform_counts(c, 1)
+                    freed += csize - vc
+                continue
+            self._expand(s, s + ppb, True)
+            set_bits(self.planes[P_VMEMMAP], s, s + nr_vmemmap)
+            freed += self._free_aligned(s + nr_vmemmap, s + ppb, strategy)
         return freed
 
     def offline_blocks(self, int64_t start, int64_t n, int64_t ppb, int64_t nr_vmemmap):
@@ -1039,63 +1055,73 @@ cdef class PageState:
         Returns the free pages removed."""
         self._check(start, start + n * ppb)
         self._check_pb_aligned(start, start + ppb)
+        cdef int64_t removed
+        with nogil:
+            removed = self._offline_blocks(start, n, ppb, nr_vmemmap)
+        return removed
+
+    cdef int64_t _offline_blocks(self, int64_t start, int64_t n, int64_t ppb,
+                                 int64_t nr_vmemmap) noexcept nogil:
+        # offline_blocks() once its arguments are checked
         cdef int64_t b, s, removed = 0, c, c0, c1, vc
         cdef int64_t csize = <int64_t>1 << self.chunk_order
         cdef bint whole = (start & (csize - 1)) == 0 and (ppb & (csize - 1)) == 0
         cdef bint uniform
-        with nogil:
-            for b in range(n):
-                s = start + b * ppb
-                c0 = s >> self.chunk_order
-                c1 = (s + ppb) >> self.chunk_order
-                uniform = whole
-                if uniform:
-                    for c in range(c0, c1):
-                        vc = nr_vmemmap - ((c - c0) << self.chunk_order)
-                        if vc < 0:
-                            vc = 0
-                        if vc > csize:
-                            vc = csize
-                        if self.ch[c] != <uint32_t>(CH_UNIFORM + vc):
-                            uniform = False
-                            break
-                if uniform:
-                    for c in range(c0, c1):
-                        vc = self.ch[c] - CH_UNIFORM
-                        self._uniform_counts(c, -1)
-                        removed += csize - vc
-                        self.ch[c] = CH_ZERO
-                        self.nr_uniform -= 1
-                    continue
-                self._expand(s, s + ppb, True)
-                removed += self._remove_free(s + nr_vmemmap, s + ppb)
-                clear_bits(self.planes[P_VMEMMAP], s, s + nr_vmemmap)
-        self.release(start, start + n * ppb)
+        for b in range(n):
+            s = start + b * ppb
+            c0 = s >> self.chunk_order
+            c1 = (s + ppb) >> self.chunk_order
+            uniform = whole
+            if uniform:
+                for c in range(c0, c1):
+                    vc = nr_vmemmap - ((c - c0) << self.chunk_order)
+                    if vc < 0:
+                        vc = 0
+                    if vc > csize:
+                        vc = csize
+                    if self.ch[c] != <uint32_t>(CH_UNIFORM + vc):
+                        uniform = False
+                        break
+            if uniform:
+                for c in range(c0, c1):
+                    vc = self.ch[c] - CH_UNIFORM
+                    self._uniform_counts(c, -1)
+                    removed += csize - vc
+                    self.ch[c] = CH_ZERO
+                    self.nr_uniform -= 1
+                continue
+            self._expand(s, s + ppb, True)
+            removed += self._remove_free(s + nr_vmemmap, s + ppb)
+            clear_bits(self.planes[P_VMEMMAP], s, s + nr_vmemmap)
+        self._release(start, start + n * ppb)
         return removed
 
     def find_zone_pageblock(self, int zid, int64_t s, int64_t e, bint reverse):
         """First (or, with reverse, last) pfn of a pageblock of [s, e) whose zone is
         zid, as the pageblock's first pfn; -1 if none."""
         self._check(s, e)
+        cdef int64_t found
+        with nogil:
+            found = self._find_zone_pageblock(zid, s, e, reverse)
+        return found
+
+    cdef int64_t _find_zone_pageblock(self, int zid, int64_t s, int64_t e,
+                                      bint reverse) noexcept nogil:
         cdef int64_t a = s >> self.pageblock_order
         cdef int64_t b = (e + (1 << self.pageblock_order) - 1) >> self.pageblock_order
         cdef int64_t pb
         cdef uint8_t want = <uint8_t>(zid + 1)
-        cdef int64_t found = -1
-        with nogil:
-            if not reverse:
-                for pb in range(a, b):
-                    if self.pb_zone[pb] == want:
-                        found = pb << self.pageblock_order
-                        break
-            else:
-                pb = b - 1
-                while pb >= a:
-                    if self.pb_zone[pb] == want:
-                        found = pb << self.pageblock_order
-                        break
-                    pb -= 1
-        return found
+        if not reverse:
+            for pb in range(a, b):
+                if self.pb_zone[pb] == want:
+                    return pb << self.pageblock_order
+        else:
+            pb = b - 1
+            while pb >= a:
+                if self.pb_zone[pb] == want:
+                    return pb << self.pageblock_order
+                pb -= 1
+        return -1
 
     def zone_runs(self, int zid, int64_t s, int64_t e):
         """[(start, end)] pfn runs of the whole pageblocks of [s, e) (pageblock
@@ -1471,76 +1497,3 @@ cdef class PageState:
                         h = find_next_set(self.planes[P_HEAD], h + 1, ce)
                 pos = ce
         return pf, od
-
-
-# ---------------------------------------------------------------- blocks
-
-cdef class BlockTable:
-    """Typed views of a machine's per-block and per-section arrays (state.py
-    owns them), for the bookkeeping of one-block onlines and offlines, which
-    runs on every sysfs write: which block, zone and errno stay decided in
-    Python (memory_hotplug)."""
-
-    cdef PageState pages
-    cdef uint8_t[::1] state
-    cdef int16_t[::1] zone
-    cdef uint8_t[::1] early
-    cdef int32_t[::1] group
-    cdef uint8_t[::1] altmap
-    cdef int64_t[::1] alt_free
-    cdef uint8_t[::1] sec_flags
-    cdef int64_t ppb, pps
-    cdef uint8_t sec_online, mem_online, mem_offline
-
-    def __init__(self, PageState pages, state, zone, early, group, altmap, alt_free,
-                 sec_flags, int64_t ppb, int64_t pps, int sec_online, int mem_online,
-                 int mem_offline):
-        self.pages = pages
-        self.state = state
-        self.zone = zone
-        self.early = early.view(np.uint8)
-        self.group = group
-        self.altmap = altmap.view(np.uint8)
-        self.alt_free = alt_free
-        self.sec_flags = sec_flags
-        self.ppb, self.pps = ppb, pps
-        self.sec_online, self.mem_online, self.mem_offline = sec_online, mem_online, mem_offline
-
-    def plain(self, int64_t blk, int want_state):
-        """The block's group id when it is in state ``want_state`` and not boot
-        memory (-1: no group), else -2."""
-        if blk < 0 or blk >= self.state.shape[0]:
-            return -2
-        if self.state[blk] != want_state or self.early[blk]:
-            return -2
-        return self.group[blk]
-
-    def nr_vmemmap(self, int64_t blk):
-        return self.alt_free[blk] if self.altmap[blk] else 0
-
-    def online_one(self, int64_t blk, int zid, int strategy):
-        """The page work and block / section flags of onlining block blk into zone
-        zid; returns (pages freed, memmap pages)."""
-        cdef int64_t v = self.alt_free[blk] if self.altmap[blk] else 0
-        cdef int64_t start = blk * self.ppb, s
-        freed = self.pages.online_blocks(start, 1, self.ppb, v, zid, strategy)
-        for s in range(start // self.pps, (start + self.ppb) // self.pps):
-            self.sec_flags[s] |= self.sec_online
-        self.zone[blk] = <int16_t>zid
-        self.state[blk] = self.mem_online
-        return freed, v
-
-    def offline_one(self, int64_t blk):
-        """The page work and block / section flags of offlining block blk when
-        all its pages but the memmap are free; -1 (nothing done) otherwise, else
-        the free pages removed."""
-        cdef int64_t v = self.alt_free[blk] if self.altmap[blk] else 0
-        cdef int64_t start = blk * self.ppb, s
-        if self.pages.count(P_BUDDY, start, start + self.ppb) != self.ppb - v:
-            return -1
-        removed = self.pages.offline_blocks(start, 1, self.ppb, v)
-        for s in range(start // self.pps, (start + self.ppb) // self.pps):
-            self.sec_flags[s] &= ~self.sec_online
-        self.zone[blk] = -1
-        self.state[blk] = self.mem_offline
-        return removed

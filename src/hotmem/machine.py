@@ -15,7 +15,7 @@ from .errors import HotplugError
 from .kernel import DEFAULT_KERNEL, Kernel
 from .memblock import boot
 from .memory import BlockResults, offline_blocks, online_blocks
-from .memory_hotplug import offline_block, online_block, remove_memory
+from .memory_hotplug import offline_block, online_block, remove_memory, setup_block_ops
 from .mmzone import Zone
 from .page_alloc import (
     alloc_pages,
@@ -53,6 +53,7 @@ class Machine(MachineState):
                          nr_nodes, movable_node, hypervisor, max_memory, thp, backend,
                          auto_movable_numa_aware)
         d.check_settings(k, self.memmap_on_memory)
+        setup_block_ops(self)
         boot(self)
 
     # ------------------------------------------------------------------ accounting

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _blockops, _core
 from .arch import Arch
 from .constants import (
     FREE_STRATEGIES,
+    MAX_NR_ZONES,
     MEM_OFFLINE,
     MEM_ONLINE,
     MHP_MEMMAP_ON_MEMORY,
@@ -30,15 +32,20 @@ from .constants import (
     P_UNMOVABLE,
     P_VMEMMAP,
     SECTION_IS_ONLINE,
+    ZONE_DEVICE,
     ZONE_MOVABLE,
     ZONE_NORMAL,
     GiB,
     IntArray,
+    MiB,
 )
 from .errors import ConfigError, HotplugError
 from .kernel import Kernel
 from .mmzone import Zone
 from .page_alloc import (
+    MIGRATE_PCPTYPES,
+    SWAP_CLUSTER_MAX,
+    WATERMARK_SCALE_FACTOR,
     alloc_memmap,
     init_per_zone_wmark_min,
     memmap_chunks_needed,
@@ -403,16 +410,16 @@ def check_online_type(online_type: str, blk: int | None = None) -> int:
 def online_block(m: MachineState, blk: int, online_type: str = "online") -> Zone:
     """memory_block_online() through a write of ``online_type`` to memoryN/state.
     Returns the zone the block went to."""
+    ops = m.block_ops
+    if ops is not None:
+        # online_run() of a run of one, compiled, where it applies (_blockops)
+        done = ops.online(m, blk, online_type)
+        if done is not None:
+            return done
     blk = check_block(m, blk)
     mmop = check_online_type(online_type, blk)
     if m.blk_state[blk] != MEM_OFFLINE:
         raise HotplugError("EINVAL", f"memory{blk} is already online", block=blk)
-    plain, g = _plain_group(m, blk, MEM_OFFLINE)
-    if plain:
-        zone_or_none = run_zone(m, blk, 1, mmop)
-        if zone_or_none is not None:
-            _online_one(m, blk, zone_or_none, g)
-            return zone_or_none
     zone = m.design.online_block(m, blk, mmop)
     dev = m.device_of_block(blk)
     if dev is not None:
@@ -461,7 +468,37 @@ def online_pages(m: MachineState, zone: Zone, blk: int, start: int, end: int,
 # all of one node and memmap layout, is onlined or offlined in one pass of the
 # compiled core that ends where one online_block() / offline_block() per block
 # in order ends (tests/test_batch.py, tests/test_reference.py).  One block is
-# a run of one: the common sysfs write costs a few numpy-free lines.
+# a run of one, and as every udev write is one, online_block() / offline_block()
+# do it in compiled code (_blockops.BlockOps, tests/test_blockops.py).
+
+def setup_block_ops(m: MachineState) -> None:
+    """Give a machine on the fast backend its compiled one-block path: typed
+    views of its arrays, the kernel's constants, and init_per_zone_wmark_min()
+    for the watermark changes it does not redo itself."""
+    if not isinstance(m.pages, _core.PageState):
+        return
+    a = m.arch
+    since = a.rejects_vmemmap_leaf_split_since
+    leaf = since is not None and m.kernel.at_least(*since)
+    m.block_ops = _blockops.BlockOps(
+        m.pages, m.blk_state, m.blk_zone, m.blk_nid, m.blk_early, m.blk_group, m.blk_altmap,
+        m.alt_free, m.sec_flags, m.zones, dict(ONLINE_TYPES), {
+            "pages_per_block": m.pages_per_block, "pages_per_section": a.pages_per_section,
+            "pageblock_order": a.pageblock_order, "page_shift": a.page_shift,
+            # find_zone_pfn() and splits_vmemmap_leaf()
+            "subsection_pages": max((2 * MiB) >> a.page_shift, 1),
+            "vmemmap_leaf_bytes": (a.vmemmap_chunk_pages << a.page_shift) if leaf else 0,
+            "struct_page_size": a.struct_page_size,
+            "SECTION_IS_ONLINE": SECTION_IS_ONLINE, "MEM_ONLINE": MEM_ONLINE,
+            "MEM_OFFLINE": MEM_OFFLINE, "MMOP_ONLINE": MMOP_ONLINE,
+            "MMOP_ONLINE_KERNEL": MMOP_ONLINE_KERNEL, "MMOP_ONLINE_MOVABLE": MMOP_ONLINE_MOVABLE,
+            "FREE_GET_ORDER": FREE_STRATEGIES["get_order"], "MAX_NR_ZONES": MAX_NR_ZONES,
+            "ZONE_NORMAL": ZONE_NORMAL, "ZONE_MOVABLE": ZONE_MOVABLE, "ZONE_DEVICE": ZONE_DEVICE,
+            "SWAP_CLUSTER_MAX": SWAP_CLUSTER_MAX,
+            "WATERMARK_SCALE_FACTOR": WATERMARK_SCALE_FACTOR,
+            "MIGRATE_PCPTYPES": MIGRATE_PCPTYPES},
+        init_per_zone_wmark_min)
+
 
 def run_zone(m: MachineState, first: int, n: int, online_type: int) -> Zone | None:
     """The zone every block of the run would get when onlined one by one in
@@ -564,73 +601,6 @@ def run_breaks(m: MachineState, b: int, end: int, online: bool) -> tuple[IntArra
     return np.flatnonzero(~ok) + b, np.flatnonzero(brk) + b
 
 
-def _plain_group(m: MachineState, blk: int, state: int) -> tuple[bool, MemoryGroup | None]:
-    """(the block may take the one-block run path, its group): in ``state``,
-    not boot memory, not a driver's (run_breaks for a run of one)."""
-    bt = m.block_table
-    if not m.fast_paths or bt is None or not m.design.batchable:
-        return False, None
-    gid = bt.plain(blk, state)
-    if gid == -2:
-        return False, None
-    g = m.groups.get(gid) if gid >= 0 else None
-    return g is None or g.device is None, g
-
-
-def _online_one(m: MachineState, blk: int, zone: Zone, g: MemoryGroup | None) -> None:
-    """online_run() of one block, written out: this is every udev write."""
-    bt = m.block_table
-    assert bt is not None
-    ppb = m.pages_per_block
-    managed0, present0 = zone.managed_pages, zone.present_pages
-    freed, v = bt.online_one(blk, zone.zid, m.online_free_strategy)
-    zone.resize_range(blk * ppb, ppb)
-    if g is not None:
-        if zone.ztype == ZONE_MOVABLE:
-            g.present_movable_pages += ppb
-        else:
-            g.present_kernel_pages += ppb
-    zone.managed_pages = managed0 + freed
-    zone.present_pages = present0 - v + ppb
-    init_per_zone_wmark_min(m)
-    zone.present_pages = present0 + ppb
-
-
-def _offline_one(m: MachineState, blk: int, g: MemoryGroup | None) -> bool:
-    """offline_run() of one block, written out; False (nothing done) when
-    something in it is allocated."""
-    bt = m.block_table
-    assert bt is not None
-    zid = int(m.blk_zone[blk])
-    if zid < 0:
-        return False
-    ppb = m.pages_per_block
-    if splits_vmemmap_leaf(m, blk * ppb + m.nr_vmemmap_pages(blk), (blk + 1) * ppb):
-        return False  # the arch refuses it: the block-by-block path says EPERM
-    zone = m.zones[zid]
-    managed0, present0 = zone.managed_pages, zone.present_pages
-    removed = bt.offline_one(blk)
-    if removed < 0:
-        return False
-    if g is not None:
-        if zone.ztype == ZONE_MOVABLE:
-            g.present_movable_pages -= ppb
-        else:
-            g.present_kernel_pages -= ppb
-    zone.managed_pages = managed0 - removed
-    zone.present_pages = present0 - ppb
-    init_per_zone_wmark_min(m)
-    start, end = blk * ppb, (blk + 1) * ppb
-    zs, ze = zone.zone_start_pfn, zone.zone_end_pfn
-    if start <= zs and end >= ze:
-        zone.zone_start_pfn = zone.spanned_pages = 0
-    elif start <= zs:
-        shrink_zone_span(m, zone, zs, end)
-    elif end >= ze:
-        shrink_zone_span(m, zone, start, ze)
-    return True
-
-
 def online_run(m: MachineState, first: int, n: int, zone: Zone) -> None:
     """Online the run [first, first + n) into ``zone`` (from run_zone)."""
     ppb = m.pages_per_block
@@ -718,10 +688,10 @@ def _system_ram_pages(m: MachineState, blk: int, start: int, end: int) -> int:
 
 def offline_block(m: MachineState, blk: int) -> None:
     """memory_block_offline() through a write of ``offline`` to memoryN/state."""
+    ops = m.block_ops
+    if ops is not None and ops.offline(m, blk):
+        return  # offline_run() of a run of one, compiled, where it applies (_blockops)
     blk = check_block(m, blk)
-    plain, g = _plain_group(m, blk, MEM_ONLINE)
-    if plain and _offline_one(m, blk, g):
-        return
     m.design.offline_block(m, blk)
     dev = m.device_of_block(blk)
     if dev is not None:

@@ -15,15 +15,13 @@ from typing import Any, Literal, NotRequired, Protocol, TypedDict
 import numpy as np
 import numpy.typing as npt
 
-from . import _core
+from . import _blockops, _core
 from .arch import Arch, boot_ram_ranges, get_arch
 from .backend import PageBackend
 from .constants import (
     FREE_STRATEGIES,
     MAX_NR_ZONES,
     MAX_SIM_PHYS_BITS,
-    MEM_OFFLINE,
-    MEM_ONLINE,
     ONLINE_POLICIES,
     ONLINE_TYPES,
     PLANES,
@@ -299,16 +297,11 @@ class MachineState:
         self.alt_free = np.zeros(self.nr_blocks, dtype=np.int64)
         self.alt_alloc = np.zeros(self.nr_blocks, dtype=np.int64)
         self.alt_align = np.zeros(self.nr_blocks, dtype=np.int64)
-        # one-block onlines and offlines as runs of one (memory_hotplug._online_one)
-        # with their bookkeeping in the compiled core; the reference backend
-        # keeps the step-by-step path, which the tests compare against
+        # one-block onlines and offlines as runs of one (memory_hotplug.online_run /
+        # offline_run), compiled (_blockops); the reference backend keeps the
+        # step-by-step path, which the tests compare against
         self.fast_paths = self.backend == "fast"
-        self.block_table: _core.BlockTable | None = None
-        if isinstance(self.pages, _core.PageState):
-            self.block_table = _core.BlockTable(
-                self.pages, self.blk_state, self.blk_zone, self.blk_early, self.blk_group,
-                self.blk_altmap, self.alt_free, self.sec_flags, self.pages_per_block,
-                a.pages_per_section, SECTION_IS_ONLINE, MEM_ONLINE, MEM_OFFLINE)
+        self.block_ops: _blockops.BlockOps | None = None   # memory_hotplug.setup_block_ops
         # memmap pages taken from the buddy for blocks added without an altmap
         self.memmap_from_buddy: dict[int, npt.NDArray[np.int64]] = {}
         self.groups: dict[int, MemoryGroup] = {}

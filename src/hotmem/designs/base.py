@@ -52,7 +52,8 @@ class Design(ABC):
     @property
     def batchable(self) -> bool:
         """Runs of blocks may take the compiled one-pass path instead of this
-        design's online_block / do_offline."""
+        design's online_block / do_offline.  A fact of the design: a
+        machine's one-block path (_blockops) reads it once per design object."""
         return False
     has_cross_block_memmap = False
     memmap_stays_marked_offline = False
