@@ -62,3 +62,16 @@ def buddy_orders(m, zone_name="Movable", nid=0):
     """Free blocks per order of a zone (all migratetypes), as a list."""
     z = m.zone_by_name(zone_name, nid)
     return [int(x) for x in m.pages.nr_free[z.zid].sum(axis=0)]
+
+
+def trio(**kw):
+    """(fast, general, reference) machines with ``kw``: the compiled backend
+    with its one-pass and one-block fast paths, the same backend with
+    ``fast_paths`` off (every write through the design's hooks), and the
+    pure-Python reference backend."""
+    base = dict(arch="x86_64", max_memory="8G")
+    base.update(kw)
+    general = Machine(backend="fast", **base)
+    general.fast_paths = False
+    return Machine(backend="fast", **base), general, Machine(backend="reference", **base)
+

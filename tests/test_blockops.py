@@ -6,6 +6,7 @@ and the compiled path taken where the tests say it is (its counters)."""
 import numpy as np
 import pytest
 
+import conftest
 from conftest import snapshots_equal
 from hotmem.constants import MEM_ONLINE
 from hotmem.errors import ConfigError, HotplugError
@@ -17,12 +18,8 @@ N = 8   # blocks of 128 MiB (256 MiB on s390x) added at DIMM
 
 
 def trio(**kw):
-    """(fast, general, reference) machines with ``kw``."""
-    base = dict(arch="x86_64", kernel="6.12", boot_memory="256M", max_memory="8G")
-    base.update(kw)
-    general = Machine(backend="fast", **base)
-    general.fast_paths = False
-    return Machine(backend="fast", **base), general, Machine(backend="reference", **base)
+    """(fast, general, reference) machines with ``kw`` (conftest.trio)."""
+    return conftest.trio(**{"kernel": "6.12", "boot_memory": "256M", **kw})
 
 
 def outcome(m, fn):

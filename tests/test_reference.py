@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+import conftest
 from conftest import snapshots_equal
 from hotmem.errors import ConfigError, HotplugError
 from hotmem.invariants import check
-from hotmem.machine import Machine
 
 DIMM = 0x100000000
 BLOCK = 128 << 20
@@ -26,11 +26,7 @@ SLOTS = 4
 
 def trio(**kw):
     """(fast, general, reference): see the module docstring."""
-    base = dict(arch="x86_64", boot_memory="128M", max_memory="8G")
-    base.update(kw)
-    general = Machine(backend="fast", **base)
-    general.fast_paths = False
-    return Machine(backend="fast", **base), general, Machine(backend="reference", **base)
+    return conftest.trio(**{"boot_memory": "128M", **kw})
 
 
 def _outcome(m, fn):

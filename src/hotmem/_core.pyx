@@ -200,6 +200,15 @@ def free_blocks_per_order(int64_t[:, :, ::1] nr_free, int zid):
     return out
 
 
+cdef inline int64_t _chunk_vmemmap(int64_t nr_vmemmap, int64_t k, int chunk_order) noexcept nogil:
+    # memmap pages of the k-th chunk of a block whose first nr_vmemmap pages
+    # are its memmap (the uniform descriptor's v)
+    cdef int64_t v = nr_vmemmap - (k << chunk_order)
+    if v < 0:
+        return 0
+    return min(v, <int64_t>1 << chunk_order)
+
+
 cdef class PageState:
     """Bit-planes, pageblock bytes and free-list counters of one machine."""
 
@@ -1033,11 +1042,7 @@ cdef class PageState:
                 # the memmap pages and the natural free blocks that freeing
                 # and merging every other page leaves, as descriptors
                 for c in range(c0, c1):
-                    vc = nr_vmemmap - ((c - c0) << self.chunk_order)
-                    if vc < 0:
-                        vc = 0
-                    if vc > csize:
-                        vc = csize
+                    vc = _chunk_vmemmap(nr_vmemmap, c - c0, self.chunk_order)
                     self.ch[c] = <uint32_t>(CH_UNIFORM + vc)
                     self.nr_uniform += 1
                     self._uniform_counts(c, 1)
@@ -1074,11 +1079,7 @@ cdef class PageState:
             uniform = whole
             if uniform:
                 for c in range(c0, c1):
-                    vc = nr_vmemmap - ((c - c0) << self.chunk_order)
-                    if vc < 0:
-                        vc = 0
-                    if vc > csize:
-                        vc = csize
+                    vc = _chunk_vmemmap(nr_vmemmap, c - c0, self.chunk_order)
                     if self.ch[c] != <uint32_t>(CH_UNIFORM + vc):
                         uniform = False
                         break
