@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -18,37 +19,10 @@ from hotmem.views.export import export
 from hotmem.views.meminfo import figures, meminfo_values
 from hotmem.views.nodes import node_masks
 
+DATA = Path(__file__).parent / "data" / "scenarios"
 SCENARIOS = {
     # two nodes, a DIMM on node 1, two blocks offline again
-    "multinode": """
-[machine]
-arch = "x86_64"
-kernel = "6.12"
-boot_memory = "2G"
-nodes = 2
-memmap_on_memory = "y"
-[[step]]
-op = "add"
-size = "1G"
-start = "0x100000000"
-[[step]]
-op = "add"
-size = "512M"
-node = 1
-start = "0x140000000"
-[[step]]
-op = "online"
-blocks = "offline"
-type = "online_movable"
-[[step]]
-op = "alloc"
-zone = "Movable"
-pages = 20000
-seed = 3
-[[step]]
-op = "offline"
-blocks = [34, 35]
-""",
+    "multinode": (DATA / "two-nodes.toml").read_text(),
     # a DIMM half online (kernel zone), half offline, on 6.1
     "partly-offline": """
 [machine]

@@ -29,35 +29,7 @@ from hotmem.views.export import export
 ORACLE = Path(__file__).parent / "data" / "oracle"
 SCENARIOS = [ORACLE / "6.12-mom1-default.toml", ORACLE / "6.1-mom0-qmp.toml",
              Path(__file__).parents[1] / "src/hotmem/scenarios/rfc-10g-x86.toml"]
-TWO_NODES = """
-[machine]
-arch = "x86_64"
-kernel = "6.12"
-boot_memory = "2G"
-nodes = 2
-memmap_on_memory = "y"
-[[step]]
-op = "add"
-size = "1G"
-start = "0x100000000"
-[[step]]
-op = "add"
-size = "512M"
-node = 1
-start = "0x140000000"
-[[step]]
-op = "online"
-blocks = "offline"
-type = "online_movable"
-[[step]]
-op = "alloc"
-zone = "Movable"
-pages = 30000
-seed = 5
-[[step]]
-op = "offline"
-blocks = [34, 35]
-"""
+TWO_NODES = Path(__file__).parent / "data" / "scenarios" / "two-nodes.toml"
 ARM64 = """
 [machine]
 arch = "arm64-64k"

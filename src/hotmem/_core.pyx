@@ -307,9 +307,7 @@ cdef class PageState:
         set_bits(self.planes[P_BUDDY], base + v, base + size)
         p = v
         while p < size:
-            o = ctz64(p)
-            if o > self.max_order:
-                o = self.max_order
+            o = self._natural_order(p)
             self.planes[P_HEAD][(base + p) >> 6] |= (<uint64_t>1) << ((base + p) & 63)
             p += <int64_t>1 << o
         self.ch[c] = CH_BITS
@@ -323,9 +321,7 @@ cdef class PageState:
         cdef int64_t p = self.ch[c] - CH_UNIFORM
         cdef int o
         while p < size:
-            o = ctz64(p)
-            if o > self.max_order:
-                o = self.max_order
+            o = self._natural_order(p)
             self._nr_free[self.zone_of(base + p), self.list_of(base + p), o] += sign
             p += <int64_t>1 << o
 
@@ -349,9 +345,7 @@ cdef class PageState:
         while p < size:
             if a <= base + p < b:
                 n += 1
-            o = ctz64(p)
-            if o > self.max_order:
-                o = self.max_order
+            o = self._natural_order(p)
             p += <int64_t>1 << o
         return n
 
@@ -387,9 +381,7 @@ cdef class PageState:
             if not test_bit(H, cs + p):
                 return False
             nheads += 1
-            o = ctz64(p)
-            if o > self.max_order:
-                o = self.max_order
+            o = self._natural_order(p)
             p += <int64_t>1 << o
         if count_bits(H, cs, ce) != nheads:
             return False
@@ -521,15 +513,19 @@ cdef class PageState:
             return True
         return ((v + (<int64_t>1 << k) - 1) >> k << k) == rel
 
+    cdef int _natural_order(self, int64_t rel) noexcept nogil:
+        # the order of the natural free block at offset rel of a uniform chunk
+        # (the largest aligned block, capped at max order)
+        cdef int o = ctz64(rel)
+        return o if o <= self.max_order else self.max_order
+
     cdef int64_t _u_next_head(self, int64_t cs, int64_t v, int64_t pos) noexcept nogil:
         # the first head at or after pos of the natural blocks of a uniform
         # chunk at cs with v memmap pages; the chunk end if none
         cdef int64_t size = <int64_t>1 << self.chunk_order, p = v
         cdef int o
         while p < size and cs + p < pos:
-            o = ctz64(p)
-            if o > self.max_order:
-                o = self.max_order
+            o = self._natural_order(p)
             p += <int64_t>1 << o
         return cs + p
 
@@ -624,9 +620,7 @@ cdef class PageState:
                                 hb = cs + p
                                 if pos <= hb < ce:
                                     o[(hb - s) >> 6] |= (<uint64_t>1) << ((hb - s) & 63)
-                                order = ctz64(p)
-                                if order > self.max_order:
-                                    order = self.max_order
+                                order = self._natural_order(p)
                                 p += <int64_t>1 << order
                     pos = ce
         return out
@@ -885,9 +879,7 @@ cdef class PageState:
         # add [s, e) as the largest naturally aligned blocks, without merging
         cdef int o
         while s < e:
-            o = ctz64(s)
-            if o > self.max_order:
-                o = self.max_order
+            o = self._natural_order(s)
             while s + (<int64_t>1 << o) > e:
                 o -= 1
             self.add_block(s, o)
@@ -921,12 +913,10 @@ cdef class PageState:
         """Order of the free block whose head is pfn, or -1."""
         self._check(pfn, pfn + 1)
         cdef int64_t c = pfn >> self.chunk_order, cs = c << self.chunk_order
-        cdef int o
         if self.ch[c] >= CH_UNIFORM:   # from the descriptor: heads of its natural blocks
             if self._u_next_head(cs, self.ch[c] - CH_UNIFORM, pfn) != pfn:
                 return -1
-            o = ctz64(pfn - cs)
-            return min(o, self.max_order)
+            return self._natural_order(pfn - cs)
         if not test_bit(self.planes[P_HEAD], pfn):
             return -1
         return self.head_order(pfn)
@@ -940,9 +930,7 @@ cdef class PageState:
             if strategy == FREE_PAGE:
                 order = 0
             elif strategy == FREE_CTZ:
-                order = ctz64(pfn)
-                if order > self.max_order:
-                    order = self.max_order
+                order = self._natural_order(pfn)
                 while pfn + (<int64_t>1 << order) > e:
                     order -= 1
             else:
@@ -1165,9 +1153,7 @@ cdef class PageState:
                 clear_bits(self.planes[P_UNMOVABLE], s, e)
                 pfn = s
                 while pfn < e:
-                    order = ctz64(pfn)
-                    if order > self.max_order:
-                        order = self.max_order
+                    order = self._natural_order(pfn)
                     while pfn + (<int64_t>1 << order) > e:
                         order -= 1
                     self.free_one(pfn, order)
@@ -1445,9 +1431,7 @@ cdef class PageState:
                 if self.ch[c] >= CH_UNIFORM:
                     h = self._u_next_head(cs, self.ch[c] - CH_UNIFORM, pos)
                     while h < ce:
-                        o = ctz64(h - cs)
-                        if o > self.max_order:
-                            o = self.max_order
+                        o = self._natural_order(h - cs)
                         if o == order:
                             r = h
                             break
@@ -1482,9 +1466,7 @@ cdef class PageState:
                 if self.ch[c] >= CH_UNIFORM:
                     h = self._u_next_head(cs, self.ch[c] - CH_UNIFORM, pos)
                     while h < ce:
-                        o = ctz64(h - cs)
-                        if o > self.max_order:
-                            o = self.max_order
+                        o = self._natural_order(h - cs)
                         p[k] = h
                         d[k] = o
                         k += 1
