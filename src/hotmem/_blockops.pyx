@@ -270,6 +270,11 @@ cdef class BlockOps:
                 mfk = rec
         return mfk
 
+    def init_per_zone_wmark_min(self, m):
+        """page_alloc.init_per_zone_wmark_min() through this memo (the same
+        values; for the watermark steps of a run of blocks)."""
+        self._init_per_zone_wmark_min(m, m.zones)
+
     cdef int _init_per_zone_wmark_min(self, m, list zones) except -1:
         """page_alloc.init_per_zone_wmark_min(), whose memo this is too: the
         inputs of the last call and the min_free_kbytes they gave, else that

@@ -530,22 +530,25 @@ def wmark_steps(m: MachineState, zone: Zone, managed0: int, present0: int, per_m
     From 6.12 ZONE_MOVABLE does not feed the other zones' watermarks, so once
     they are stable only the last step needs computing."""
     independent = zone.ztype == ZONE_MOVABLE and m.kernel.movable_wmark_like_highmem
+    # the compiled memo of the one-block path where there is one (same values)
+    wmark_min = init_per_zone_wmark_min if m.block_ops is None else \
+        m.block_ops.init_per_zone_wmark_min
     prev = None
     for k in range(1, n + 1):
         zone.managed_pages = managed0 + k * per_managed
         zone.present_pages = present0 + k * per_present
         if independent and k < n:
-            init_per_zone_wmark_min(m)
+            wmark_min(m)
             state = (m.min_free_kbytes,) + tuple(
                 (z.wmark_min, z.wmark_high) for z in m.zones if z is not zone)
             if state == prev:
                 zone.managed_pages = managed0 + n * per_managed
                 zone.present_pages = present0 + n * per_present
-                init_per_zone_wmark_min(m)
+                wmark_min(m)
                 return
             prev = state
         else:
-            init_per_zone_wmark_min(m)
+            wmark_min(m)
 
 
 def _group_present(m: MachineState, first: int, n: int, zone: Zone, pages: int) -> None:
