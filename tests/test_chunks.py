@@ -118,6 +118,10 @@ CALLS = {
               lambda p: p.first_free(C - 10, NR, 5000),
               lambda p: p.free_by_rank(100, NR, np.array([0, 5, 700, 40000, 97000], np.int64)),
               lambda p: p.free_blocks(0, NR), lambda p: p.free_blocks(700, C + 3000),
+              # starting inside and between the max-order blocks of a uniform chunk
+              lambda p: (p.free_blocks(C + 5000, 3 * C + 100), p.free_blocks(C + 1024, C + 2049)),
+              lambda p: [p.first_free_block(C + 3000, NR, o) for o in (9, 10)]
+              + [p.head_order_of(f) for f in (C + 3072, C + 3073, 3 * C + 5 * 1024)],
               lambda p: [p.first_free_block(0, NR, o) for o in range(11)],
               lambda p: (p.take_range(C + 1024, C + 1025),
                           [p.first_free_block(C, NR, o) for o in range(11)])[1]],

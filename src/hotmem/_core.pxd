@@ -60,6 +60,7 @@ cdef class PageState:
     cdef bint _u_test(self, int64_t c, int plane, int64_t pfn) noexcept nogil
     cdef int _natural_order(self, int64_t rel) noexcept nogil
     cdef int64_t _u_next_head(self, int64_t cs, int64_t v, int64_t pos) noexcept nogil
+    cdef int _head_order_at(self, int64_t h) noexcept nogil
     cdef int64_t _find(self, int plane, int64_t s, int64_t e, bint want) noexcept nogil
     cdef int64_t _uniform_count(self, int64_t c, int plane, int64_t a, int64_t b) noexcept nogil
     cdef void _check_pb_aligned(self, int64_t s, int64_t e) except *

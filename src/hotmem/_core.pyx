@@ -523,11 +523,23 @@ cdef class PageState:
         # the first head at or after pos of the natural blocks of a uniform
         # chunk at cs with v memmap pages; the chunk end if none
         cdef int64_t size = <int64_t>1 << self.chunk_order, p = v
+        cdef int64_t top = <int64_t>1 << self.max_order
         cdef int o
         while p < size and cs + p < pos:
             o = self._natural_order(p)
+            if o == self.max_order:
+                # from here on a head every 2**max_order pfns
+                p = (pos - cs + top - 1) & ~(top - 1)
+                break
             p += <int64_t>1 << o
-        return cs + p
+        return cs + (p if p < size else size)
+
+    cdef int _head_order_at(self, int64_t h) noexcept nogil:
+        # order of the free block whose head is h, from either form
+        cdef int64_t c = h >> self.chunk_order
+        if self.ch[c] >= CH_UNIFORM:
+            return self._natural_order(h - (c << self.chunk_order))
+        return self.head_order(h)
 
     cdef int64_t _find(self, int plane, int64_t s, int64_t e, bint want) noexcept nogil:
         # first pfn of [s, e) whose ``plane`` bit is ``want``, or e
@@ -912,14 +924,9 @@ cdef class PageState:
     def head_order_of(self, int64_t pfn):
         """Order of the free block whose head is pfn, or -1."""
         self._check(pfn, pfn + 1)
-        cdef int64_t c = pfn >> self.chunk_order, cs = c << self.chunk_order
-        if self.ch[c] >= CH_UNIFORM:   # from the descriptor: heads of its natural blocks
-            if self._u_next_head(cs, self.ch[c] - CH_UNIFORM, pfn) != pfn:
-                return -1
-            return self._natural_order(pfn - cs)
-        if not test_bit(self.planes[P_HEAD], pfn):
+        if self._find(P_HEAD, pfn, pfn + 1, True) != pfn:   # either form
             return -1
-        return self.head_order(pfn)
+        return self._head_order_at(pfn)
 
     cdef int64_t _free_aligned(self, int64_t s, int64_t e, int strategy) noexcept nogil:
         # online_pages_range() for the strategies whose chunks are always
@@ -1419,31 +1426,17 @@ cdef class PageState:
         """The lowest pfn of [s, e) heading a free block of exactly ``order``,
         or -1; uniform chunks are read from their descriptor."""
         self._check(s, e)
-        cdef int64_t h, r = -1, pos = s, c, cs, ce, size = <int64_t>1 << self.chunk_order
+        cdef int64_t h, r = -1
         cdef int o
         with nogil:
-            while pos < e and r < 0:
-                c = pos >> self.chunk_order
-                cs = c << self.chunk_order
-                ce = cs + size
-                if ce > e:
-                    ce = e
-                if self.ch[c] >= CH_UNIFORM:
-                    h = self._u_next_head(cs, self.ch[c] - CH_UNIFORM, pos)
-                    while h < ce:
-                        o = self._natural_order(h - cs)
-                        if o == order:
-                            r = h
-                            break
-                        h += <int64_t>1 << o
-                else:
-                    h = find_next_set(self.planes[P_HEAD], pos, ce)
-                    while h < ce:
-                        if self.head_order(h) == order:
-                            r = h
-                            break
-                        h = find_next_set(self.planes[P_HEAD], h + 1, ce)
-                pos = ce
+            h = self._find(P_HEAD, s, e, True)
+            while h < e:
+                o = self._head_order_at(h)
+                if o == order:
+                    r = h
+                    break
+                # free blocks do not overlap: the next head is past this one
+                h = self._find(P_HEAD, min(h + (<int64_t>1 << o), e), e, True)
         return r
 
     def free_blocks(self, int64_t s, int64_t e):
@@ -1455,28 +1448,12 @@ cdef class PageState:
         cdef int64_t[::1] p = pf
         cdef int8_t[::1] d = od
         cdef int o
-        cdef int64_t pos = s, c, cs, ce, size = <int64_t>1 << self.chunk_order
         with nogil:
-            while pos < e:
-                c = pos >> self.chunk_order
-                cs = c << self.chunk_order
-                ce = cs + size
-                if ce > e:
-                    ce = e
-                if self.ch[c] >= CH_UNIFORM:
-                    h = self._u_next_head(cs, self.ch[c] - CH_UNIFORM, pos)
-                    while h < ce:
-                        o = self._natural_order(h - cs)
-                        p[k] = h
-                        d[k] = o
-                        k += 1
-                        h += <int64_t>1 << o
-                else:
-                    h = find_next_set(self.planes[P_HEAD], pos, ce)
-                    while h < ce:
-                        p[k] = h
-                        d[k] = self.head_order(h)
-                        k += 1
-                        h = find_next_set(self.planes[P_HEAD], h + 1, ce)
-                pos = ce
+            h = self._find(P_HEAD, s, e, True)
+            while h < e:
+                o = self._head_order_at(h)
+                p[k] = h
+                d[k] = o
+                k += 1
+                h = self._find(P_HEAD, min(h + (<int64_t>1 << o), e), e, True)
         return pf, od
